@@ -1,0 +1,34 @@
+"""nvp_core: Real NVP (Dinh, Sohl-Dickstein & Bengio, 2016) in PyTorch, headless.
+
+The explorer, the CLI and the trainer all stand on this package; it never imports Qt.
+"""
+from pathlib import Path
+
+from .config import FlowConfig
+from .errors import ConfigError, DataError, ModelFileError, NVPError, ShapeError, TrainingError
+from .flow import RealNVP
+from .io import load, load_metadata, resolve_device, save
+from .latents import (
+    concat, flatten, level_images, make_generator, resample, select, slerp, spatial_layout, sphere,
+    sphere_batch, sphere_weights, unflatten,
+)
+from .preprocess import dequantize, from_numpy_image, quantize, to_numpy_image
+
+__version__ = "0.1.0"
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+DEFAULT_MODEL = ASSETS / "models" / "photo-crops-32"
+
+
+def default_model_path() -> Path:
+    """The model that ships in assets/ (what `python main.py` and `nvp sample` open)."""
+    return DEFAULT_MODEL
+
+
+__all__ = [
+    "ASSETS", "ConfigError", "DEFAULT_MODEL", "DataError", "FlowConfig", "ModelFileError", "NVPError",
+    "RealNVP", "ShapeError", "TrainingError", "concat", "default_model_path", "dequantize", "flatten",
+    "from_numpy_image", "level_images", "load", "load_metadata", "make_generator", "quantize", "resample",
+    "resolve_device", "save", "select", "slerp", "spatial_layout", "sphere", "sphere_batch",
+    "sphere_weights", "to_numpy_image", "unflatten",
+]

@@ -1,0 +1,103 @@
+"""FlowConfig: everything needed to rebuild a RealNVP, as plain JSON.
+
+The config is the contract between a weights file and the code that reads it, so
+it is validated eagerly: a bad value fails here with the field's name rather than
+deep inside a convolution with a shape error.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, fields
+from typing import Any
+
+from .errors import ConfigError
+
+NORMS = ("batch", "actnorm", "none")
+
+
+@dataclass(frozen=True)
+class FlowConfig:
+    """Architecture of a multi-scale Real NVP (Dinh et al. 2016, section 3.6).
+
+    ``image_size`` is the training size only: the flow is fully convolutional,
+    so it is metadata for presets and never shapes a parameter.
+    """
+
+    channels: int = 3
+    scales: int = 4
+    width: int = 32
+    blocks: int = 2
+    max_width: int = 256
+    image_size: int = 32
+    norm: str = "batch"
+    alpha: float = 0.05
+    norm_momentum: float = 0.05
+    norm_eps: float = 1e-4
+
+    def __post_init__(self) -> None:
+        ints = {
+            "channels": (1, 64),
+            "scales": (1, 10),
+            "width": (1, 4096),
+            "blocks": (0, 64),
+            "max_width": (1, 8192),
+            "image_size": (2, 65536),
+        }
+        for name, (lo, hi) in ints.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f"FlowConfig.{name} must be an integer, got {value!r}")
+            if not lo <= value <= hi:
+                raise ConfigError(f"FlowConfig.{name} must be in [{lo}, {hi}], got {value}")
+        if self.norm not in NORMS:
+            raise ConfigError(f"FlowConfig.norm must be one of {NORMS}, got {self.norm!r}")
+        for name, lo, hi in (("alpha", 0.0, 0.5), ("norm_momentum", 0.0, 1.0), ("norm_eps", 0.0, 1.0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"FlowConfig.{name} must be a number, got {value!r}")
+            if not lo < float(value) < hi:
+                raise ConfigError(f"FlowConfig.{name} must be in ({lo}, {hi}), got {value}")
+        if self.image_size % self.multiple != 0:
+            raise ConfigError(
+                f"FlowConfig.image_size must be a multiple of 2^(scales-1) = {self.multiple}, "
+                f"got {self.image_size}"
+            )
+
+    @property
+    def multiple(self) -> int:
+        """Image sides must be multiples of this (one squeeze per non-final scale)."""
+        return 2 ** (self.scales - 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "FlowConfig":
+        if not isinstance(data, dict):
+            raise ConfigError(f"a FlowConfig must be a JSON object, got {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown FlowConfig field(s): {', '.join(unknown)}")
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, text: str) -> "FlowConfig":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"FlowConfig JSON is malformed: {exc}") from None
+        return cls.from_dict(data)
+
+    @staticmethod
+    def default_scales(size: int) -> int:
+        """Levels that bring ``size`` down to a 4×4 last scale: 32 → 4, 64 → 5."""
+        scales, side = 1, size
+        while side > 4 and side % 2 == 0:
+            side //= 2
+            scales += 1
+        return scales
