@@ -8,6 +8,13 @@ import torch
 
 @functools.lru_cache(maxsize=256)
 def _checkerboard(height: int, width: int, parity: int, device: str, dtype: torch.dtype) -> torch.Tensor:
+    # Built outside inference mode even when first asked for inside it: the
+    # cached tensor is reused later by training, which autograd must accept.
+    with torch.inference_mode(False):
+        return _build(height, width, parity, device, dtype)
+
+
+def _build(height: int, width: int, parity: int, device: str, dtype: torch.dtype) -> torch.Tensor:
     rows = torch.arange(height).view(-1, 1)
     cols = torch.arange(width).view(1, -1)
     mask = ((rows + cols) % 2 == parity).to(dtype)

@@ -1,0 +1,81 @@
+"""Shared fixtures: tiny models, offscreen Qt, and a guard against leaked threads."""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("NVP_EXPLORER_TESTING", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+import nvp_core as nc  # noqa: E402
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+_EXIT_STATUS = 0
+
+
+def tiny_config(**overrides) -> nc.FlowConfig:
+    base = dict(channels=3, scales=3, width=4, blocks=1, max_width=16, image_size=16)
+    base.update(overrides)
+    return nc.FlowConfig(**base)
+
+
+def randomize(flow: nc.RealNVP, seed: int = 0, scale: float = 0.1) -> nc.RealNVP:
+    """Perturb every parameter and running statistic: an identity-initialised
+    flow would make Jacobian and invertibility tests pass trivially."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in flow.named_parameters():
+            p.add_(torch.randn(p.shape, generator=gen) * scale)
+        for name, b in flow.named_buffers():
+            if b.is_floating_point():
+                if "var" in name:
+                    b.copy_(torch.rand(b.shape, generator=gen) + 0.5)
+                else:
+                    b.add_(torch.randn(b.shape, generator=gen) * scale)
+    return flow.eval()
+
+
+@pytest.fixture
+def tiny_flow() -> nc.RealNVP:
+    torch.manual_seed(0)
+    return randomize(nc.RealNVP(tiny_config()))
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads():
+    """Fail a test that leaves a Python thread running (a QThread shows up in
+    QThread's own checks in the GUI tests; worker pools here)."""
+    before = set(threading.enumerate())
+    yield
+    leaked = []
+    for t in threading.enumerate():
+        if t in before or not t.is_alive() or t.daemon:
+            continue
+        t.join(timeout=5)
+        if t.is_alive():
+            leaked.append(t.name)
+    assert not leaked, f"test left threads running: {leaked}"
+
+
+def pytest_sessionfinish(session, exitstatus):
+    global _EXIT_STATUS
+    _EXIT_STATUS = int(exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    """Exit with pytest's own status before interpreter teardown.
+
+    PySide6 + pyqtgraph can abort while Python finalises its objects
+    (`Fatal Python error: bool_dealloc`, exit 134) after every test passed; the
+    results are already reported here, so skip that teardown when Qt was used.
+    """
+    if "PySide6.QtWidgets" in sys.modules and os.environ.get("NVP_HARD_EXIT", "1") == "1":
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(_EXIT_STATUS)
