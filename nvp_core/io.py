@@ -37,13 +37,28 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     return dev
 
 
+def _umask_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+_DEFAULT_MODE = _umask_mode()
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write to a temporary file beside ``path`` and rename: a crash or a full
     disk leaves the old file intact instead of half a new one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:  # mkstemp makes 0600 files; keep an existing file's mode, else the usual umask one
+        mode = path.stat().st_mode & 0o777
+    except OSError:
+        mode = _DEFAULT_MODE
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        if hasattr(os, "fchmod"):  # POSIX; Windows has no such modes
+            os.fchmod(fd, mode)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

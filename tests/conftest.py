@@ -13,7 +13,9 @@ import torch  # noqa: E402
 
 import nvp_core as nc  # noqa: E402
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# One thread: tiny models gain nothing from two, and on a shared CPU OpenMP spinning
+# made them ten times slower.
+torch.set_num_threads(1)
 
 _EXIT_STATUS = 0
 
@@ -79,3 +81,30 @@ def pytest_unconfigure(config):
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(_EXIT_STATUS)
+
+
+# ---- explorer GUI fixtures (tests/test_gui.py, test_render.py)
+@pytest.fixture
+def one_torch_thread():
+    """Tiny models gain nothing from a second torch thread; on a loaded 2-core machine
+    OpenMP threads waiting on each other make them tens of times slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def explorer_settings(tmp_path):
+    """A throw-away QSettings file, so tests never read or write the user's settings."""
+    from PySide6.QtCore import QSettings
+
+    return QSettings(str(tmp_path / "explorer-settings.ini"), QSettings.Format.IniFormat)
+
+
+@pytest.fixture
+def tiny_model_path(tmp_path, tiny_flow):
+    """The tiny randomised flow saved as a model folder (what File ▸ Open model reads)."""
+    folder = tmp_path / "tiny-model"
+    nc.save(tiny_flow, folder, metadata={"test_bpd": 6.5, "dataset": "random", "step": 3})
+    return folder
