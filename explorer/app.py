@@ -1,0 +1,206 @@
+"""Start the explorer: ``python main.py [MODEL] [--device …] [--images …] [--tab NAME] [--screenshot out.png]``.
+
+``--screenshot`` is for docs and checks: it opens the window with the model,
+lets the chosen tab show what it is for (images encoded, a grid or a strip
+rendered, a canvas generated), waits until every render has finished, saves
+``QWidget.grab()`` of the window and exits 0.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+from PySide6.QtCore import QSettings, QTimer
+from PySide6.QtWidgets import QApplication, QStyleFactory
+
+from . import session as S
+from .main_window import TABS, MainWindow, focus_tab, tab_key
+from .widgets import dark_palette
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="nvp-explorer", description="NVP Explorer: explore Real NVP latent spaces.")
+    p.add_argument("model", nargs="?", help="model file or folder (default: the model in assets/, if present)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where the model runs")
+    p.add_argument("--images", nargs="+", metavar="PATH", default=[],
+                   help="images or folders to encode at start ('examples' for photos shipped with scikit-image)")
+    p.add_argument("--tab", default=None, help=f"tab to show: {', '.join(TABS)}")
+    p.add_argument("--screenshot", metavar="PNG", help="save a screenshot once rendering is done, then exit")
+    p.add_argument("--size", default="1440x900", help="window size for --screenshot (WxH)")
+    p.add_argument("--timeout", type=float, default=600.0, help="--screenshot gives up after this many seconds")
+    p.add_argument("--settings", metavar="INI", help="use this settings file instead of the user's")
+    args = p.parse_args(argv)
+    if args.tab is not None:
+        try:
+            args.tab = tab_key(args.tab)
+        except ValueError as exc:
+            p.error(str(exc))
+    return args
+
+
+def make_app() -> QApplication:
+    app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "nvp-explorer"])
+    app.setApplicationName("NVP Explorer")
+    app.setOrganizationName("nvp-explorer")
+    if "Fusion" in QStyleFactory.keys():
+        app.setStyle("Fusion")
+    app.setPalette(dark_palette())
+    return app
+
+
+class Showcase:
+    """Steps run one after another, each once the window has settled (screenshot mode)."""
+
+    def __init__(self, window: MainWindow, steps: list[Callable[[], None]], done: Callable[[], None],
+                 timeout: float) -> None:
+        self.window, self.steps, self.done = window, list(steps), done
+        self.deadline = time.monotonic() + timeout
+        self.quiet = 0
+        self.timed_out = False
+        self.timer = QTimer()
+        self.timer.setInterval(100)
+        self.timer.timeout.connect(self._poll)
+        self.timer.start()
+
+    def _poll(self) -> None:
+        if time.monotonic() > self.deadline:
+            self.timed_out = True
+            self.timer.stop()
+            self.done()
+            return
+        self.quiet = self.quiet + 1 if self.window.settled() else 0
+        if self.quiet < 4:  # settled for 0.4 s: no result is about to start another job
+            return
+        self.quiet = 0
+        if self.steps:
+            self.steps.pop(0)()
+        else:
+            self.timer.stop()
+            self.done()
+
+
+def showcase_steps(window: MainWindow, tab: str | None, images: list[str]) -> list[Callable[[], None]]:
+    """What a screenshot of each tab should show."""
+    hub = window.hub
+    steps: list[Callable[[], None]] = []
+    wants_images = tab in ("encode", "infoloss", "manifold")
+    if wants_images and not images:
+        steps.append(lambda: hub.load_examples() if not window.session.images else None)
+    if tab == "infoloss":
+        def info() -> None:
+            p = window.infoloss_panel
+            if window.session.images:
+                hub.set_current(min(1, len(window.session.images) - 1))
+            p.set_levels({1, 2})
+            p.render_strip()
+        steps.append(info)
+    if tab == "manifold":
+        def mani() -> None:
+            if window.session.images:
+                hub.fill_anchors_from_images()
+        steps.append(mani)
+        steps.append(lambda: window.manifold_panel.set_angles(30.0, 45.0, 0.0))
+        steps.append(window.manifold_panel.render_grid)
+    if tab == "canvas":
+        def canvas() -> None:
+            cp = window.canvas_panel
+            if window.session.flow is not None and hasattr(cp, "generate"):
+                cp.generate()
+        steps.append(canvas)
+    return steps
+
+
+def tune_runtime() -> None:
+    """Keep the GUI thread responsive while the render worker computes.
+
+    * torch threads = cores − 1 (``NVP_TORCH_THREADS`` overrides): a worker that takes
+      every core makes the window stutter, and OpenMP threads fighting for busy cores
+      are many times slower than one thread;
+    * a 1 ms GIL switch interval (Python's default is 5 ms): the worker runs Python
+      between torch ops, and the GUI thread should not wait 5 ms for each turn.
+    """
+    import torch
+
+    env = os.environ.get("NVP_TORCH_THREADS", "")
+    n = int(env) if env.isdigit() and int(env) > 0 else max(1, (os.cpu_count() or 2) - 1)
+    torch.set_num_threads(n)
+    sys.setswitchinterval(0.001)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    tune_runtime()
+    if args.screenshot and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    app = make_app()
+    settings = QSettings(args.settings, QSettings.Format.IniFormat) if args.settings else None
+    if settings is None and os.environ.get("NVP_EXPLORER_SETTINGS"):
+        settings = QSettings(os.environ["NVP_EXPLORER_SETTINGS"], QSettings.Format.IniFormat)
+    window = MainWindow(device=args.device, settings=settings)
+    if args.screenshot:
+        try:
+            w, h = (int(v) for v in args.size.lower().split("x"))
+            window.resize(w, h)
+        except ValueError:
+            print(f"--size must look like 1440x900, got {args.size!r}", file=sys.stderr)
+            return 2
+    if args.tab:
+        focus_tab(window, args.tab)
+    window.show()
+
+    model = window.startup_model(args.model)
+    if model:
+        window.open_model(model)
+    else:
+        window.show_message("No model found: open one with File ▸ Open model… or train one in the Training tab.",
+                            "info")
+    images = [p for p in args.images if p != "examples"]
+    if "examples" in args.images:
+        window.hub.load_examples()
+    if images:
+        window.encode_panel.add_paths(images)
+
+    # Ctrl+C in the terminal closes the window cleanly (threads stopped) instead of being ignored.
+    signal.signal(signal.SIGINT, lambda *_: window.close())
+    tick = QTimer()
+    tick.start(250)
+    tick.timeout.connect(lambda: None)  # lets Python see the signal while Qt's loop runs
+
+    status = {"code": 0}
+    if args.screenshot:
+        out = Path(args.screenshot)
+
+        def shoot() -> None:
+            app.processEvents()
+            if showcase.timed_out:
+                print(f"screenshot: rendering did not finish in {args.timeout:.0f} s; saving what is shown",
+                      file=sys.stderr)
+                status["code"] = 1
+            out.parent.mkdir(parents=True, exist_ok=True)
+            if not window.grab().save(str(out)):
+                print(f"screenshot: could not write {out}", file=sys.stderr)
+                status["code"] = 1
+            else:
+                print(f"screenshot saved to {out}")
+            window.close()
+
+        showcase = Showcase(window, showcase_steps(window, args.tab, images), shoot, args.timeout)
+    app.exec()
+    window.shutdown()
+    return status["code"]
+
+
+def run() -> None:
+    """Console entry point: exit without Python's teardown of Qt objects (PySide6 + pyqtgraph can abort there)."""
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+__all__ = ["main", "make_app", "parse_args", "run", "S"]

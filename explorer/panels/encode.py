@@ -1,0 +1,343 @@
+"""Encode & latents: images in, their bits/dim, reconstruction and every level z^(k) out.
+
+Each level is shown in the input's own layout (``nc.level_images`` undoes the
+squeezes), averaged over the pixels it was factored out of, so z^(1) is a
+fine picture of local detail and z^(L) a coarse one of the global content.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF, QSize, Qt
+from PySide6.QtGui import QIcon
+from PySide6.QtWidgets import (
+    QComboBox, QDialog, QDialogButtonBox, QFileDialog, QGridLayout, QHBoxLayout, QLabel, QListWidget,
+    QListWidgetItem, QMenu, QPushButton, QSplitter, QVBoxLayout, QWidget,
+)
+
+from .. import session as S
+from ..hub import Hub
+from ..widgets import DIVERGING, VIEW_BACKGROUND, ImageView, paths_from_mime, section, to_pixmap
+
+IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp *.gif *.tif *.tiff);;All files (*)"
+CHANNELS = (("mean of R, G, B", None), ("R", 0), ("G", 1), ("B", 2), ("mean |z|", "abs"))
+COLOR_MAPS = (("diverging", DIVERGING), ("viridis", "viridis"), ("grey", "CET-L1"))
+
+
+def level_view_values(level: np.ndarray, channel: object) -> np.ndarray:
+    """(C, h, w) level map → (h, w) values to show for the chosen channel option."""
+    if channel is None:
+        return level.mean(axis=0)
+    if channel == "abs":
+        return np.abs(level).mean(axis=0)
+    c = int(channel)
+    return level[min(c, level.shape[0] - 1)]
+
+
+class CropDialog(QDialog):
+    """Choose the part of an image the model sees: a box of the model's aspect over the original."""
+
+    def __init__(self, original: np.ndarray, size: tuple[int, int], box: tuple[int, int, int, int],
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Crop")
+        self.original = original
+        h, w = original.shape[:2]
+        glw = pg.GraphicsLayoutWidget()
+        glw.setBackground(VIEW_BACKGROUND)
+        glw.setMinimumSize(480, 400)
+        view = glw.addViewBox(lockAspect=True, invertY=True, enableMenu=False)
+        view.addItem(pg.ImageItem(original, axisOrder="row-major", levels=(0, 255)))
+        self.roi = pg.ROI((0, 0), (1, 1), maxBounds=QRectF(0, 0, w, h), pen=pg.mkPen((255, 210, 60), width=2),
+                          snapSize=1.0)
+        self.roi.addScaleHandle((1, 1), (0, 0), lockAspect=True)
+        self.roi.addScaleHandle((0, 0), (1, 1), lockAspect=True)
+        view.addItem(self.roi)
+        self.set_box(box)
+        self.info = QLabel()
+        self.roi.sigRegionChanged.connect(self._update_info)
+        centre = QPushButton("Centre crop")
+        centre.clicked.connect(lambda: self.set_box(S.default_box(original, *size)))
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        row = QHBoxLayout()
+        row.addWidget(self.info, 1)
+        row.addWidget(centre)
+        row.addWidget(buttons)
+        lay = QVBoxLayout(self)
+        lay.addWidget(QLabel("Drag the box to move it, its corner handles to resize it."))
+        lay.addWidget(glw, 1)
+        lay.addLayout(row)
+        self._update_info()
+
+    def set_box(self, box: tuple[int, int, int, int]) -> None:
+        left, top, right, bottom = box
+        self.roi.setPos((left, top), update=False)
+        self.roi.setSize((right - left, bottom - top))
+
+    def box(self) -> tuple[int, int, int, int]:
+        x, y = self.roi.pos()
+        w, h = self.roi.size()
+        return S.check_box((x, y, x + w, y + h), self.original)
+
+    def _update_info(self) -> None:
+        left, top, right, bottom = self.box()
+        self.info.setText(f"crop {right - left}×{bottom - top} at ({left}, {top}) of "
+                          f"{self.original.shape[1]}×{self.original.shape[0]}")
+
+
+class EncodePanel(QWidget):
+    def __init__(self, hub: Hub, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.hub = hub
+        self.session = hub.session
+        self.setAcceptDrops(True)
+        # What a drop here does; the window routes it through its own handler so a model
+        # or session file dropped on this tab opens as such rather than as a bad image.
+        self.drop_handler: Callable[[list[str]], None] = self.add_paths
+
+        # ---- left: the loaded images
+        self.list = QListWidget()
+        self.list.setIconSize(QSize(48, 48))
+        self.list.setSpacing(2)
+        self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.list.customContextMenuRequested.connect(self._list_menu)
+        self.list.currentRowChanged.connect(self._row_changed)
+        self.list.setToolTip("Drop images or folders here")
+        open_btn = QPushButton("Open images…")
+        open_btn.clicked.connect(self.browse_images)
+        folder_btn = QPushButton("Open folder…")
+        folder_btn.clicked.connect(self.browse_folder)
+        self.examples_btn = QPushButton("Example photos")
+        self.examples_btn.setToolTip("Photos that ship with scikit-image / scikit-learn (if installed)")
+        self.examples_btn.clicked.connect(hub.load_examples)
+        remove_btn = QPushButton("Remove")
+        remove_btn.clicked.connect(lambda: self.hub.remove_image(self.list.currentRow()))
+        clear_btn = QPushButton("Clear")
+        clear_btn.clicked.connect(hub.clear_images)
+        self.crop_btn = QPushButton("Crop…")
+        self.crop_btn.setToolTip("Choose which part of the image is encoded (default: centre crop)")
+        self.crop_btn.clicked.connect(self.open_crop_dialog)
+        buttons = QGridLayout()
+        buttons.addWidget(open_btn, 0, 0)
+        buttons.addWidget(folder_btn, 0, 1)
+        buttons.addWidget(self.examples_btn, 1, 0)
+        buttons.addWidget(self.crop_btn, 1, 1)
+        buttons.addWidget(remove_btn, 2, 0)
+        buttons.addWidget(clear_btn, 2, 1)
+        self.hint = QLabel("Drop images or folders anywhere on this tab. Each is centre-cropped and "
+                           "resized to the model's size, then encoded.")
+        self.hint.setWordWrap(True)
+        self.hint.setStyleSheet("color: #9aa0a6;")
+        left = QWidget()
+        ll = QVBoxLayout(left)
+        ll.setContentsMargins(0, 0, 0, 0)
+        ll.addWidget(section("Images"))
+        ll.addWidget(self.list, 1)
+        ll.addLayout(buttons)
+        ll.addWidget(self.hint)
+        left.setMinimumWidth(220)
+        left.setMaximumWidth(320)
+
+        # ---- right: the selected image
+        self.original = ImageView("Input x (fitted)", placeholder="drop an image")
+        self.recon = ImageView("Reconstruction g(f(x))", placeholder="")
+        self.stats = QLabel("—")
+        self.stats.setWordWrap(True)
+        self.stats.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.stats.setStyleSheet("font-size: 13px;")
+        self.stats.setMinimumWidth(170)
+        self.stats.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        top = QHBoxLayout()
+        top.addWidget(self.original, 1)
+        top.addWidget(self.recon, 1)
+        top.addWidget(self.stats, 1)
+
+        self.channel = QComboBox()
+        for label, data in CHANNELS:
+            self.channel.addItem(label, data)
+        self.channel.setToolTip("Which input colour channel of each level to show")
+        self.cmap = QComboBox()
+        self.cmap.setToolTip("Diverging: blue negative, white 0, red positive (symmetric range)")
+        for label, data in COLOR_MAPS:
+            self.cmap.addItem(label, data)
+        self.channel.currentIndexChanged.connect(self._show_levels)
+        self.cmap.currentIndexChanged.connect(self._show_levels)
+        lv_controls = QHBoxLayout()
+        title = section("Latent levels z(1) … z(L)")
+        title.setToolTip("Each level shown where its values sit in the input (the squeezes undone), "
+                         "averaged over the pixels it was factored out of")
+        lv_controls.addWidget(title)
+        lv_controls.addStretch(1)
+        lv_controls.addWidget(QLabel("show"))
+        lv_controls.addWidget(self.channel)
+        lv_controls.addWidget(QLabel("colours"))
+        lv_controls.addWidget(self.cmap)
+        self.levels_row = QHBoxLayout()
+        self.level_views: list[ImageView] = []
+
+        right = QWidget()
+        rl = QVBoxLayout(right)
+        rl.setContentsMargins(0, 0, 0, 0)
+        rl.addLayout(top, 5)
+        rl.addLayout(lv_controls)
+        rl.addLayout(self.levels_row, 4)
+
+        split = QSplitter()
+        split.addWidget(left)
+        split.addWidget(right)
+        split.setStretchFactor(1, 1)
+        lay = QHBoxLayout(self)
+        lay.addWidget(split)
+
+        hub.images_changed.connect(self.refresh_list)
+        hub.current_changed.connect(self._select)
+        hub.model_changed.connect(self._rebuild_level_views)
+        self._rebuild_level_views()
+        self.refresh_list()
+
+    # ---------------------------------------------------------------- loading
+    def add_paths(self, paths: list[str]) -> None:
+        """What a drop (or the file dialogs) does: encode on the worker, report bad files."""
+        if paths:
+            self.hub.last_folder = str(Path(paths[0]).parent if Path(paths[0]).is_file() else Path(paths[0]))
+        self.hub.add_paths(paths)
+
+    def browse_images(self) -> None:
+        paths, _ = QFileDialog.getOpenFileNames(self, "Open images", self.hub.last_folder, IMAGE_FILTER)
+        if paths:
+            self.add_paths(paths)
+
+    def browse_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a folder of images", self.hub.last_folder)
+        if folder:
+            self.add_paths([folder])
+
+    def dragEnterEvent(self, ev) -> None:  # noqa: N802, ANN001 - Qt API
+        if paths_from_mime(ev.mimeData()):
+            ev.acceptProposedAction()
+
+    def dropEvent(self, ev) -> None:  # noqa: N802, ANN001 - Qt API
+        paths = paths_from_mime(ev.mimeData())
+        if paths:
+            ev.acceptProposedAction()
+            self.drop_handler(paths)
+
+    # ---------------------------------------------------------------- list
+    def refresh_list(self) -> None:
+        s = self.session
+        self.list.blockSignals(True)
+        self.list.clear()
+        for e in s.images:
+            item = QListWidgetItem(QIcon(to_pixmap(e.pixels, 48)), f"{e.name}\n{e.bpd:.3f} bits/dim")
+            item.setToolTip(e.source or e.name)
+            self.list.addItem(item)
+        self.list.setCurrentRow(s.current)
+        self.list.blockSignals(False)
+        self.hint.setVisible(not s.images)
+        self._show_current()
+
+    def _row_changed(self, row: int) -> None:
+        self.hub.set_current(row)
+        self._show_current()
+
+    def _select(self, index: int) -> None:
+        if self.list.currentRow() != index:
+            self.list.blockSignals(True)
+            self.list.setCurrentRow(index)
+            self.list.blockSignals(False)
+        self._show_current()
+
+    def _list_menu(self, pos) -> None:  # noqa: ANN001 - QPoint
+        row = self.list.indexAt(pos).row()
+        if row < 0:
+            return
+        menu = QMenu(self)
+        sub = menu.addMenu("Use as manifold anchor")
+        for slot in range(S.N_ANCHORS):
+            sub.addAction(f"z{slot + 1}", lambda slot=slot: self.hub.set_anchor_from_image(slot, row))
+        menu.addAction("Remove", lambda: self.hub.remove_image(row))
+        menu.exec(self.list.viewport().mapToGlobal(pos))
+
+    # ---------------------------------------------------------------- views
+    def _rebuild_level_views(self) -> None:
+        for v in self.level_views:
+            self.levels_row.removeWidget(v)
+            v.deleteLater()
+        self.level_views = []
+        s = self.session
+        if s.flow is None:
+            return
+        h, w = s.image_size
+        for k, (c, hk, wk) in enumerate(s.flow.latent_shapes(h, w)):
+            v = ImageView(f"z({k + 1})  {c}×{hk}×{wk}", min_size=80, placeholder="")
+            v.setToolTip(f"Level {k + 1}: {c}·{hk}·{wk} = {c * hk * wk} numbers, shown where they sit in the "
+                         "input. Hover for values.")
+            self.levels_row.addWidget(v, 1)
+            self.level_views.append(v)
+        self._show_current()
+
+    def _show_current(self) -> None:
+        e = self.session.current_image
+        if e is None:
+            self.original.clear("drop an image")
+            self.recon.clear("")
+            for v in self.level_views:
+                v.clear("")
+            self.stats.setText("No image selected.")
+            self.crop_btn.setEnabled(False)
+            return
+        self.crop_btn.setEnabled(True)
+        crop = "chosen crop" if e.box else "centre crop"
+        self.original.set_image(e.pixels, f"{e.pixels.shape[1]}×{e.pixels.shape[0]}, {crop} of "
+                                          f"{e.original.shape[1]}×{e.original.shape[0]}")
+        self.recon.set_image(e.recon)
+        err = int(np.abs(e.pixels.astype(np.int16) - e.recon.astype(np.int16)).max())
+        d = int(np.prod(e.pixels.shape))
+        z_norm = e.z_norm
+        self.stats.setText(
+            f"<b>{e.name}</b><br><br>"
+            f"<span style='font-size:22px'><b>{e.bpd:.3f}</b></span> bits/dim<br>"
+            f"<span style='color:#9aa0a6'>midpoint dequantization (u = ½); {e.bpd * d / 8 / 1024:.2f} KiB "
+            f"for all {d} values</span><br><br>"
+            f"reconstruction: max |x − g(f(x))| = {err} "
+            f"{'(exact)' if err == 0 else 'grey levels'}<br>"
+            f"‖z‖ = {z_norm:.1f} (a typical sample: √D = {np.sqrt(d):.1f})")
+        self._show_levels()
+
+    def _show_levels(self) -> None:
+        e = self.session.current_image
+        if e is None or len(self.level_views) != len(e.levels):
+            return
+        h, w = e.pixels.shape[:2]
+        channel = self.channel.currentData()
+        cmap = self.cmap.currentData()
+        for v, level in zip(self.level_views, e.levels):
+            vals = level_view_values(level, channel)
+            v.set_map(vals, display_size=(w, h), cmap=cmap, symmetric=channel != "abs")
+
+    def open_crop_dialog(self) -> CropDialog | None:
+        """Non-modal: the window stays live; OK re-encodes the image with the chosen box."""
+        s = self.session
+        e, index = s.current_image, s.current
+        if e is None or s.flow is None:
+            return None
+        h, w = s.image_size
+        box = e.box or S.default_box(e.original, h, w)
+        dialog = CropDialog(e.original, (h, w), box, self)
+        dialog.accepted.connect(lambda: self.hub.recrop(index, dialog.box()))
+        dialog.finished.connect(dialog.deleteLater)
+        dialog.open()
+        return dialog
+
+    def current_image(self) -> np.ndarray | None:
+        e = self.session.current_image
+        return None if e is None else e.recon
+
+    def export_name(self) -> str:
+        e = self.session.current_image
+        return f"{Path(e.name).stem}_reconstruction.png" if e else "reconstruction.png"

@@ -1,0 +1,220 @@
+"""Model tab: what is loaded (config, size, device, test bits/dim) and what it samples."""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton,
+    QSpinBox, QVBoxLayout, QWidget,
+)
+
+import nvp_core as nc
+
+from .. import session as S
+from ..hub import Hub
+from ..widgets import ImageView
+
+
+def human_bytes(n: int | None) -> str:
+    if n is None:
+        return "—"
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GB"
+
+
+def training_summary(meta: dict) -> str:
+    """One line from the trainer's metadata: data, steps, train bits/dim, time, hardware."""
+    parts = []
+    data = meta.get("data") or meta.get("dataset")
+    if data:
+        parts.append(f"data: {data}")
+    if meta.get("step") is not None:
+        parts.append(f"{meta['step']:,} steps" if isinstance(meta["step"], int) else f"step {meta['step']}")
+    if isinstance(meta.get("train_bpd"), (int, float)):
+        parts.append(f"train {meta['train_bpd']:.3f} bits/dim")
+    if isinstance(meta.get("wall_time_s"), (int, float)):
+        t = float(meta["wall_time_s"])
+        parts.append(f"{t / 3600:.1f} h" if t >= 3600 else f"{t / 60:.1f} min")
+    if meta.get("hardware"):
+        parts.append(str(meta["hardware"]))
+    return ", ".join(parts) if parts else "—"
+
+
+def model_name(path: str | None) -> str:
+    """A folder model is named by its folder, a single file by its stem."""
+    if not path:
+        return "untitled model"
+    p = Path(path)
+    return p.parent.name if p.name == "model.safetensors" else p.stem
+
+
+class ModelPanel(QWidget):
+    """Open models; show their card; preview samples (rendered on the worker)."""
+
+    open_requested = Signal(str)  # a path from the recent list or the default button
+    browse_requested = Signal()  # "Open model…"
+
+    N_SAMPLES = 16
+
+    def __init__(self, hub: Hub, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.hub = hub
+        self.session = hub.session
+
+        self.header = QLabel("No model open")
+        self.header.setStyleSheet("font-size: 18px; font-weight: 600;")
+        self.subheader = QLabel()
+        self.subheader.setWordWrap(True)
+        self.subheader.setStyleSheet("color: #9aa0a6;")
+        open_btn = QPushButton("Open model…")
+        open_btn.clicked.connect(self.browse_requested)
+        self.default_btn = QPushButton("Open default model")
+        self.default_btn.setToolTip(str(nc.default_model_path()))
+        self.default_btn.clicked.connect(lambda: self.open_requested.emit(str(nc.default_model_path())))
+
+        self.fields: dict[str, QLabel] = {}
+        form = QFormLayout()
+        form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
+        for key, label in (("file", "File"), ("device", "Device"), ("params", "Parameters"),
+                           ("size", "Size on disk"), ("image", "Trained at"), ("levels", "Levels"),
+                           ("shapes", "Latent shapes"), ("arch", "Architecture"), ("bpd", "Test bits/dim"),
+                           ("training", "Training")):
+            lab = QLabel("—")
+            lab.setWordWrap(True)
+            lab.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            self.fields[key] = lab
+            form.addRow(f"{label}:", lab)
+        card = QGroupBox("Model card")
+        card.setLayout(form)
+
+        self.recent = QListWidget()
+        self.recent.setToolTip("Double-click to open")
+        self.recent.itemActivated.connect(lambda it: self.open_requested.emit(it.data(Qt.ItemDataRole.UserRole)))
+        self.recent.setMaximumHeight(150)
+        recent_box = QGroupBox("Recent models")
+        QVBoxLayout(recent_box).addWidget(self.recent)
+
+        left = QVBoxLayout()
+        left.addWidget(self.header)
+        left.addWidget(self.subheader)
+        row = QHBoxLayout()
+        row.addWidget(open_btn)
+        row.addWidget(self.default_btn)
+        row.addStretch(1)
+        left.addLayout(row)
+        left.addWidget(card)
+        left.addWidget(recent_box)
+        left.addStretch(1)
+
+        self.samples = ImageView("Samples", placeholder="no model")
+        self.temperature = QDoubleSpinBox()
+        self.temperature.setRange(0.0, 2.0)
+        self.temperature.setSingleStep(0.05)
+        self.temperature.setValue(0.7)
+        self.temperature.setPrefix("T = ")
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.seed.setPrefix("seed ")
+        self.reroll = QPushButton("New samples")
+        self.reroll.clicked.connect(self._reroll)
+        self.temperature.valueChanged.connect(self.render_samples)
+        self.seed.valueChanged.connect(self.render_samples)
+        controls = QHBoxLayout()
+        controls.addWidget(self.temperature)
+        controls.addWidget(self.seed)
+        controls.addWidget(self.reroll)
+        controls.addStretch(1)
+        right = QVBoxLayout()
+        right.addWidget(self.samples, 1)
+        right.addLayout(controls)
+
+        lay = QHBoxLayout(self)
+        leftw = QWidget()
+        leftw.setLayout(left)
+        leftw.setMaximumWidth(560)
+        lay.addWidget(leftw, 2)
+        lay.addLayout(right, 3)
+
+        hub.model_changed.connect(self.refresh)
+        hub.model_loading.connect(self._loading)
+        hub.model_failed.connect(lambda msg: self.refresh())
+        self.refresh()
+
+    # ---------------------------------------------------------------- state
+    def _loading(self, path: str) -> None:
+        self.subheader.setText(f"Opening {path} …")
+
+    def refresh(self) -> None:
+        s = self.session
+        self.default_btn.setEnabled(S.is_model_path(nc.default_model_path()))
+        if s.flow is None:
+            self.header.setText("No model open")
+            self.subheader.setText(
+                "Open a model with File ▸ Open model…, drop a model file or folder onto the window, "
+                "or train one in the Training tab.")
+            for lab in self.fields.values():
+                lab.setText("—")
+            self.samples.clear("no model")
+            self.reroll.setEnabled(False)
+            return
+        info = S.model_summary(s.flow)
+        cfg = info["config"]
+        self.header.setText(model_name(s.model_path))
+        self.subheader.setText(s.model_path or "")
+        f = self.fields
+        f["file"].setText(info["source"] or "(in memory)")
+        f["device"].setText(info["device"].upper() if info["device"] == "cpu" else info["device"])
+        f["params"].setText(f"{info['parameters']:,}")
+        f["size"].setText(human_bytes(info["file_bytes"]))
+        f["image"].setText(f"{cfg['image_size']}×{cfg['image_size']} × {cfg['channels']} channels "
+                           f"(any size that is a multiple of {s.flow.multiple})")
+        f["levels"].setText(f"L = {info['levels']}")
+        f["shapes"].setText("  ".join(f"z({k + 1}): {c}×{h}×{w}" for k, (c, h, w) in enumerate(info["latent_shapes"])))
+        f["arch"].setText(f"width {cfg['width']} (max {cfg['max_width']}), {cfg['blocks']} residual blocks, "
+                          f"{cfg['scales']} scales, {cfg['norm']} norm, α = {cfg['alpha']}")
+        bpd = info["test_bpd"]
+        meta = info["metadata"]
+        n_test = meta.get("test_images")
+        f["bpd"].setText((f"{bpd:.3f}" + (f"  (on {n_test} held-out images)" if n_test else ""))
+                         if bpd is not None else "not recorded (untrained or trained elsewhere)")
+        f["training"].setText(training_summary(meta))
+        f["training"].setToolTip(str(meta.get("train_command") or ""))
+        self.reroll.setEnabled(True)
+        self.render_samples()
+
+    def set_recent(self, paths: list[str]) -> None:
+        self.recent.clear()
+        for p in paths:
+            item = QListWidgetItem(f"{model_name(p)}   —   {p}")
+            item.setData(Qt.ItemDataRole.UserRole, p)
+            if not Path(p).exists():
+                item.setForeground(Qt.GlobalColor.gray)
+                item.setToolTip("missing")
+            self.recent.addItem(item)
+
+    # ---------------------------------------------------------------- samples
+    def _reroll(self) -> None:
+        self.seed.setValue(random.randrange(0, 100000))
+
+    def render_samples(self) -> None:
+        s = self.session
+        if s.flow is None:
+            return
+        task = s.samples_task(self.N_SAMPLES, self.temperature.value(), self.seed.value())
+        t, seed = self.temperature.value(), self.seed.value()
+        self.hub.renderer.submit(
+            "samples", task,
+            on_result=lambda img: self.samples.set_image(img, f"{self.N_SAMPLES} samples, T = {t:.2f}, seed {seed}"),
+            on_error=lambda m: self.hub.message.emit(f"Sampling failed: {m}", "error"))
+
+    def current_image(self) -> np.ndarray | None:
+        return self.samples.image()
+
+    def export_name(self) -> str:
+        return f"samples_T{self.temperature.value():.2f}_seed{self.seed.value()}.png"

@@ -1,0 +1,12 @@
+"""NVP Explorer: `python main.py [MODEL] [--device cpu|cuda|auto] [--images …] [--tab NAME] [--screenshot out.png]`."""
+import os
+import sys
+
+from explorer.app import main
+
+if __name__ == "__main__":
+    code = main(sys.argv[1:])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Skip interpreter teardown: PySide6 + pyqtgraph can abort while finalising Qt objects.
+    os._exit(code)
