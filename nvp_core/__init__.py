@@ -13,6 +13,7 @@ from .latents import (
     sphere_batch, sphere_weights, unflatten,
 )
 from .preprocess import dequantize, from_numpy_image, quantize, to_numpy_image
+from .train import TrainConfig, Trainer, TrainEvent
 
 __version__ = "0.1.0"
 
@@ -30,5 +31,5 @@ __all__ = [
     "RealNVP", "ShapeError", "TrainingError", "concat", "default_model_path", "dequantize", "flatten",
     "from_numpy_image", "level_images", "load", "load_metadata", "make_generator", "quantize", "resample",
     "resolve_device", "save", "select", "slerp", "spatial_layout", "sphere", "sphere_batch",
-    "sphere_weights", "to_numpy_image", "unflatten",
+    "sphere_weights", "to_numpy_image", "unflatten", "TrainConfig", "Trainer", "TrainEvent",
 ]
