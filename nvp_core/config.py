@@ -16,8 +16,37 @@ from .errors import ConfigError
 NORMS = ("batch", "actnorm", "none")
 
 
+class JsonConfig:
+    """JSON round-trip for config dataclasses; unknown keys are errors, not silently dropped,
+    so a typo in a hand-edited file is caught where it is made."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        if not isinstance(data, dict):
+            raise ConfigError(f"a {cls.__name__} must be a JSON object, got {type(data).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown {cls.__name__} field(s): {', '.join(unknown)}")
+        return cls(**data)
+
+    @classmethod
+    def from_json(cls, text: str):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{cls.__name__} JSON is malformed: {exc}") from None
+        return cls.from_dict(data)
+
+
 @dataclass(frozen=True)
-class FlowConfig:
+class FlowConfig(JsonConfig):
     """Architecture of a multi-scale Real NVP (Dinh et al. 2016, section 3.6).
 
     ``image_size`` is the training size only: the flow is fully convolutional,
@@ -68,30 +97,6 @@ class FlowConfig:
     def multiple(self) -> int:
         """Image sides must be multiples of this (one squeeze per non-final scale)."""
         return 2 ** (self.scales - 1)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "FlowConfig":
-        if not isinstance(data, dict):
-            raise ConfigError(f"a FlowConfig must be a JSON object, got {type(data).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown FlowConfig field(s): {', '.join(unknown)}")
-        return cls(**data)
-
-    @classmethod
-    def from_json(cls, text: str) -> "FlowConfig":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"FlowConfig JSON is malformed: {exc}") from None
-        return cls.from_dict(data)
 
     @staticmethod
     def default_scales(size: int) -> int:

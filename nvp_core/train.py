@@ -10,7 +10,6 @@ the same global batch as one process would.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import logging
 import math
@@ -19,7 +18,7 @@ import platform
 import random
 import threading
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -28,7 +27,7 @@ import torch
 from torch import nn
 
 from . import checkpoint as ckpt
-from .config import NORMS, FlowConfig
+from .config import NORMS, FlowConfig, JsonConfig
 from .data import PHOTO_CROPS, TrainData, dequantize_batch, derive_seed, load_data
 from .errors import ConfigError, NVPError, TrainingError
 from .flow import RealNVP
@@ -48,7 +47,7 @@ PROGRESS_INTERVAL_S = 0.2  # at most ~5 progress events per second
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(JsonConfig):
     """Everything a training run needs; JSON round-trip so it travels in checkpoints."""
 
     data: str = PHOTO_CROPS
@@ -118,29 +117,6 @@ class TrainConfig:
         scales = self.scales or FlowConfig.default_scales(self.size)
         return FlowConfig(channels=3, scales=scales, width=self.width, blocks=self.blocks,
                           max_width=self.max_width, image_size=self.size, norm=self.norm)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
-        if not isinstance(data, dict):
-            raise ConfigError("a TrainConfig must be a JSON object")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown TrainConfig field(s): {', '.join(unknown)}")
-        return cls(**data)
-
-    @classmethod
-    def from_json(cls, text: str) -> "TrainConfig":
-        try:
-            return cls.from_dict(json.loads(text))
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"TrainConfig JSON is malformed: {exc}") from None
 
 
 @dataclass

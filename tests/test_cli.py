@@ -18,15 +18,6 @@ from nvp_core.images import fit_image, open_image
 SIZE = 16  # tiny_config(): 16×16, L = 3
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from a second thread, and on a shared, loaded CPU
-    two threads spin against each other (measured here: 10× slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):

@@ -11,15 +11,6 @@ import nvp_core as nc
 from nvp_core import figures as F
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from a second thread, and on a shared, loaded CPU
-    two threads spin against each other (measured here: 10× slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="module")
 def flow() -> nc.RealNVP:
