@@ -393,7 +393,7 @@ def test_screenshot_command(tmp_path, tiny_model_path):
     assert len(np.unique(shot.reshape(-1, 3), axis=0)) > 100  # a rendered window, not a blank one
 
 
-def test_gui_latency_benchmark_smoke(qtbot):
+def test_gui_latency_benchmark_smoke(qtbot, tiny_model_path):
     """benchmarks/gui_latency.py at its smallest size, so the script cannot rot."""
     import importlib.util
 
@@ -404,10 +404,10 @@ def test_gui_latency_benchmark_smoke(qtbot):
     spec.loader.exec_module(mod)
     threads, interval = torch.get_num_threads(), sys.getswitchinterval()
     try:
-        r = mod.run(mod.parse_args(["--size", "8", "--steps", "12"]))
+        r = mod.run(mod.parse_args([str(tiny_model_path), "--steps", "12"]))
     finally:
         torch.set_num_threads(threads)
         sys.setswitchinterval(interval)
-    assert r["image"] == "8×8" and r["slider_moves"] == 12 and r["frames_shown"] >= 1
+    assert r["image"] == "16×16" and r["slider_moves"] == 12 and r["frames_shown"] >= 1
     assert r["heartbeats"] > 10 and 0 <= r["stall_p50_ms"] <= r["stall_max_ms"]
     assert "| event-loop stall max |" in mod.table(r)
