@@ -166,3 +166,20 @@ def test_squeeze_orders_checkerboard_colours():
     b = checkerboard(4, 6, 0, x)
     colour0 = squeeze(x * b)
     assert torch.equal(colour0[:, 6:], torch.zeros_like(colour0[:, 6:]))
+
+
+def test_inference_fast_path_matches_autograd_path_and_follows_weight_changes():
+    """ResNet folds weight norm and batch norm into cached kernels under no-grad eval;
+    it must give the autograd path's numbers and notice when weights change."""
+    flow = _flow()
+    x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(9))
+    with torch.no_grad():
+        fast = flow.log_prob(x)
+    slow = flow.log_prob(x).detach()  # grad enabled: the plain modules
+    assert torch.allclose(fast, slow, rtol=1e-5, atol=1e-3)
+    with torch.no_grad():
+        for p in flow.parameters():
+            p.mul_(1.01)
+        changed = flow.log_prob(x)
+    assert torch.allclose(changed, flow.log_prob(x).detach(), rtol=1e-5, atol=1e-3)
+    assert not torch.allclose(changed, fast)
