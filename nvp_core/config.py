@@ -49,15 +49,17 @@ class JsonConfig:
 class FlowConfig(JsonConfig):
     """Architecture of a multi-scale Real NVP (Dinh et al. 2016, section 3.6).
 
-    ``image_size`` is the training size only: the flow is fully convolutional,
+    The defaults are the shipped default model (1.9M parameters, trains in an
+    hour on two CPU cores); the paper's 32×32 model is ``width=32, blocks=4,
+    max_width=256``. ``image_size`` is the training size only: the flow is fully convolutional,
     so it is metadata for presets and never shapes a parameter.
     """
 
     channels: int = 3
     scales: int = 4
-    width: int = 32
+    width: int = 16
     blocks: int = 2
-    max_width: int = 256
+    max_width: int = 64
     image_size: int = 32
     norm: str = "batch"
     alpha: float = 0.05
