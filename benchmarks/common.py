@@ -332,3 +332,14 @@ def last_json_line(text: str) -> dict[str, Any] | None:
             except ValueError:
                 continue
     return None
+
+
+def run_one(args: argparse.Namespace, make_report: Callable[[torch.device], "Report"]) -> int:
+    """The tail of every single-benchmark ``main``: set up, run, print; our errors as one line."""
+    device = setup(args)
+    try:
+        report = make_report(device)
+    except nc.NVPError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    emit([report], device, args.json)
+    return 0

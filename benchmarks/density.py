@@ -24,7 +24,7 @@ from PIL import Image
 
 import nvp_core as nc
 
-from .common import Report, Table, arg_parser, describe_load, emit, setup
+from .common import Report, Table, arg_parser, describe_load, run_one
 
 
 def encoded_bytes(img: np.ndarray, fmt: str) -> int:
@@ -135,13 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("model", nargs="?", help="model file or folder (default: the shipped model)")
     p.add_argument("--images", type=int, default=0, help="test crops to score (default 512; 16 with --quick)")
     args = p.parse_args(argv)
-    device = setup(args)
-    try:
-        report = run(device, args.quick, args.model, args.images or None)
-    except nc.NVPError as exc:
-        raise SystemExit(f"error: {exc}") from None
-    emit([report], device, args.json)
-    return 0
+    return run_one(args, lambda d: run(d, args.quick, args.model, args.images or None))
 
 
 if __name__ == "__main__":

@@ -20,8 +20,7 @@ import torch
 import nvp_core as nc
 
 from .common import (
-    Report, Table, arg_parser, config_label, default_config, describe_load, emit, last_json_line, quick_config,
-    run_python, setup,
+    Report, Table, arg_parser, config_label, default_config, describe_load, last_json_line, quick_config, run_one, run_python,
 )
 
 _CHILD = r"""
@@ -139,13 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("model", nargs="?", help="model file or folder (default: the shipped model)")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds allowed per canvas")
     args = p.parse_args(argv)
-    device = setup(args)
-    try:
-        report = run(device, args.quick, args.model, args.timeout)
-    except nc.NVPError as exc:
-        raise SystemExit(f"error: {exc}") from None
-    emit([report], device, args.json)
-    return 0
+    return run_one(args, lambda d: run(d, args.quick, args.model, args.timeout))
 
 
 if __name__ == "__main__":

@@ -19,7 +19,9 @@ import torch
 
 import nvp_core as nc
 
-from .common import Report, Table, arg_parser, config_label, default_config, describe_load, emit, measure, quick_config, setup
+from .common import (
+    Report, Table, arg_parser, config_label, default_config, describe_load, measure, quick_config, run_one,
+)
 
 
 def open_model(path: str | None, device: torch.device, quick: bool) -> tuple[nc.RealNVP, str]:
@@ -99,13 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = arg_parser(__doc__.splitlines()[0])
     p.add_argument("model", nargs="?", help="model file or folder (default: the shipped model)")
     args = p.parse_args(argv)
-    device = setup(args)
-    try:
-        report = run(device, args.quick, args.model)
-    except nc.NVPError as exc:
-        raise SystemExit(f"error: {exc}") from None
-    emit([report], device, args.json)
-    return 0
+    return run_one(args, lambda d: run(d, args.quick, args.model))
 
 
 if __name__ == "__main__":
