@@ -141,6 +141,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = QSettings(args.settings, QSettings.Format.IniFormat) if args.settings else None
     if settings is None and os.environ.get("NVP_EXPLORER_SETTINGS"):
         settings = QSettings(os.environ["NVP_EXPLORER_SETTINGS"], QSettings.Format.IniFormat)
+    if settings is None and args.screenshot:
+        # A docs/check run must neither read nor change the user's window state or recent list.
+        import tempfile
+
+        scratch = Path(tempfile.mkdtemp(prefix="nvp-explorer-shot-")) / "settings.ini"
+        settings = QSettings(str(scratch), QSettings.Format.IniFormat)
     window = MainWindow(device=args.device, settings=settings)
     if args.screenshot:
         try:
