@@ -30,3 +30,13 @@ def test_default_model_loads_and_matches_its_card():
     assert bpd < png_bits_per_dim(data.test[:64]) - 0.5
     s = flow.sample(2, generator=0)
     assert s.shape == (2, 3, 32, 32) and torch.isfinite(s).all()
+
+
+def test_second_model_at_64_has_five_levels_and_matches_its_card():
+    path = nc.ASSETS / "models" / "photo-crops-64"
+    flow = nc.load(path)
+    assert flow.config.image_size == 64 and len(flow.latent_shapes(64, 64)) == 5
+    card = (path / "MODEL.md").read_text(encoding="utf-8")
+    expected = float(re.search(r"test, the first 256 test crops[^|]*\|\s*([0-9.]+)", card).group(1))
+    data = load_photo_crops(64, n_train=1, n_test=2000, seed=0)
+    assert abs(evaluate_bits_per_dim(flow, data.test[:256], seed=0) - expected) < 0.05
