@@ -17,7 +17,9 @@ from torch import nn
 
 from .config import FlowConfig
 from .errors import ShapeError
+from .latents import make_generator
 from .layers import ChannelCoupling, CheckerboardCoupling, LogitTransform, make_norm, squeeze, unsqueeze
+from .preprocess import dequantize
 
 Latents = list[torch.Tensor]
 LOG_2PI = math.log(2.0 * math.pi)
@@ -209,8 +211,6 @@ class RealNVP(nn.Module):
         ``noise=False`` uses the midpoint u = 0.5 (deterministic, for showing one
         image); ``noise=True`` draws u ~ U[0,1) (the unbiased evaluation).
         """
-        from .preprocess import dequantize
-
         with torch.inference_mode(), self.evaluating():
             x = dequantize(x_uint8.to(self.device), noise=noise, generator=generator)
             d = x[0].numel()
@@ -231,8 +231,6 @@ class RealNVP(nn.Module):
         Noise is drawn on the CPU from ``generator`` (or a seed) and then moved,
         so a seed gives the same picture on CPU and CUDA.
         """
-        from .latents import make_generator
-
         gen = make_generator(generator)
         out = []
         for shape in self.latent_shapes(height, width):
