@@ -260,7 +260,7 @@ def load_folder(
     name = str(root)
     if crop == "center":
         rels = [str(p.relative_to(root)) if root.is_dir() else p.name for p in paths]
-        results, errors = _decode_all(paths, lambda p: fit_image(open_image(p), size), workers)
+        results, errors = _decode_all(paths, lambda p: fit_image(open_image(p, size), size), workers)
         _report_skipped(name, errors)
         pairs = [(rel, a) for rel, a in zip(rels, results) if a is not None]
         if not pairs:
@@ -284,7 +284,7 @@ def load_folder(
     cap = max_side or 4 * size
 
     def decode(p: Path) -> np.ndarray:
-        img = open_image(p)
+        img = open_image(p, cap)  # decoded reduced when much larger than needed
         short = min(img.size)
         if short > cap:
             scale = cap / short

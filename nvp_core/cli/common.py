@@ -22,7 +22,7 @@ from PIL import Image
 import nvp_core
 from ..errors import DataError, ModelFileError, NVPError
 from ..flow import RealNVP
-from ..images import IMAGE_EXTENSIONS, find_images, is_image_path, load_images, save_image
+from ..images import IMAGE_EXTENSIONS, find_images, is_image_path, load_images, looks_like_image, save_image
 from ..io import WEIGHTS_NAME, atomic_write_bytes, load, resolve_device
 
 
@@ -112,6 +112,9 @@ def load_model(path: str | os.PathLike | None, device: str = "auto") -> RealNVP:
     p = Path(path)
     if not p.exists():
         raise ModelFileError(f"no model at {p}")
+    if p.is_file() and looks_like_image(p):
+        raise ModelFileError(f"{p} is an image, not a model: give a model folder or .safetensors file "
+                             f"(or leave the model out to use the shipped one)")
     if p.is_dir() and not (p / WEIGHTS_NAME).exists():
         if (p / "model" / WEIGHTS_NAME).exists():  # a training run folder: its final model
             p = p / "model"
@@ -150,7 +153,7 @@ def _looks_like_model(path: Path) -> bool:
         return True
     if path.is_dir():
         return (path / WEIGHTS_NAME).exists() or (path / "model" / WEIGHTS_NAME).exists()
-    return not is_image_path(path)
+    return not is_image_path(path) and not looks_like_image(path)
 
 
 def split_model_and_images(paths: Sequence[str]) -> tuple[str | None, list[str]]:
