@@ -139,7 +139,7 @@ class Hub(QObject):
             return
         if gen != s.model_generation:
             # encoded by a model that has been replaced meanwhile: encode again with the new one
-            self.add_items([(e.name, e.original, e.source) for e in entries], then)
+            self.add_items([(e.name, e.original, e.source, e.original_size) for e in entries], then)
             return
         first = len(s.images)
         s.add_images(entries)
@@ -301,6 +301,8 @@ class Hub(QObject):
 
         def restore(doc: S.SessionDocument) -> None:
             s = self.session
+            for text in doc.warnings:  # e.g. a model path that is a FIFO: not opened
+                self.message.emit(f"Session {Path(path).name}: {text}", "warning")
             if doc.model and Path(doc.model).exists() and doc.model != s.model_path:
                 self.open_model(doc.model, then=lambda: self._restore(doc))
             elif not s.has_model:

@@ -12,11 +12,8 @@ under ``torch.inference_mode()``, ``nc.resample``, ``nc.sphere``,
 """
 from __future__ import annotations
 
-import io
-import json
 import math
 import os
-import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -27,16 +24,19 @@ from PIL import Image
 
 import nvp_core as nc
 from nvp_core.errors import DataError, ModelFileError, NVPError
-from nvp_core.images import find_images, fit_image, grid, is_image_path, open_image
+from nvp_core.images import find_images, fit_image, grid, is_image_path, read_image
+
+from .session_file import (  # the file format lives there; these names stay importable from here
+    N_ANCHORS, SESSION_FORMAT, SESSION_SUFFIX, SESSION_VERSION, SessionDocument, png_bytes, read_session,
+    write_session,
+)
 
 Latents = list[torch.Tensor]
+# An image to encode: (name, original uint8 (H, W, 3), source path or None[, (width, height) of the file])
+Item = tuple
 Progress = Callable[[float], None]
 Task = Callable[[Progress], Any]
 
-N_ANCHORS = 8
-SESSION_FORMAT = "nvp-explorer/session"
-SESSION_VERSION = 1
-SESSION_SUFFIX = ".nvps"
 # Originals are kept (for re-fitting when a model of another size is opened) but
 # capped, so a folder of 40-megapixel photos does not fill memory or a session file.
 ORIGINAL_MAX_SIDE = 512
@@ -64,6 +64,12 @@ class ImageEntry:
     source: str | None = None
     z_norm: float = 0.0  # ‖z‖ over all levels (≈ √D for a typical sample)
     box: tuple[int, int, int, int] | None = None  # a chosen crop of ``original``; None = centre crop
+    original_size: tuple[int, int] | None = None  # (width, height) of the file itself; None = original's
+
+    @property
+    def true_size(self) -> tuple[int, int]:
+        """(width, height) of the image as the file has it (``original`` may be decoded reduced and capped)."""
+        return self.original_size or (int(self.original.shape[1]), int(self.original.shape[0]))
 
 
 @dataclass
@@ -143,12 +149,14 @@ def expand_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
     return out
 
 
-def read_images(paths: Iterable[str | os.PathLike]) -> tuple[list[tuple[str, np.ndarray, str]], list[str]]:
-    """Read image files and folders: ([(name, original uint8, path)], [one message per bad file]).
+def read_images(paths: Iterable[str | os.PathLike]) -> tuple[list[Item], list[str]]:
+    """Read image files and folders: ([(name, original uint8, path, (width, height))], [one message per bad file]).
 
     A bad file never stops the others; a folder without images is reported once.
+    Large images are decoded reduced (only ``ORIGINAL_MAX_SIDE`` is kept) and
+    bounded by the project's pixel limit; the last element is the file's true size.
     """
-    items: list[tuple[str, np.ndarray, str]] = []
+    items: list[Item] = []
     errors: list[str] = []
     for raw in paths:
         p = Path(raw)
@@ -161,8 +169,9 @@ def read_images(paths: Iterable[str | os.PathLike]) -> tuple[list[tuple[str, np.
             candidates = [p]
         for f in candidates:
             try:
-                arr = np.asarray(open_image(f), dtype=np.uint8)
-                items.append((f.name, cap_original(arr), str(f)))
+                loaded = read_image(f, (ORIGINAL_MAX_SIDE, ORIGINAL_MAX_SIDE))
+                arr = np.asarray(loaded.image, dtype=np.uint8)
+                items.append((f.name, cap_original(arr), str(f), (loaded.width, loaded.height)))
             except DataError as exc:
                 errors.append(str(exc))
             except MemoryError:
@@ -260,17 +269,19 @@ def encode_items(
     """
     if not items:
         return []
+    items = [tuple(it) + (None,) * (4 - len(it)) for it in items]
     h, w = model_size(flow)
     boxes = list(boxes or [])[:len(items)]
     boxes += [None] * (len(items) - len(boxes))
-    boxes = [None if b is None else check_box(b, orig) for b, (_, orig, _) in zip(boxes, items)]
-    fitted = np.stack([fit_image(orig, h, w, box=b) for b, (_, orig, _) in zip(boxes, items)])
+    boxes = [None if b is None else check_box(b, it[1]) for b, it in zip(boxes, items)]
+    fitted = np.stack([fit_image(it[1], h, w, box=b) for b, it in zip(boxes, items)])
     latents, recons, bpds = encode_pixels(flow, fitted, progress)
     return [
         ImageEntry(name=name, original=orig, pixels=fitted[i], latents=latents[i], recon=recons[i],
                    bpd=float(bpds[i]), levels=level_maps(latents[i]), source=src,
-                   z_norm=float(torch.sqrt(sum((z.float() ** 2).sum() for z in latents[i]))), box=boxes[i])
-        for i, (name, orig, src) in enumerate(items)
+                   z_norm=float(torch.sqrt(sum((z.float() ** 2).sum() for z in latents[i]))), box=boxes[i],
+                   original_size=tuple(size) if size else None)
+        for i, (name, orig, src, size) in enumerate(items)
     ]
 
 
@@ -279,6 +290,31 @@ def default_box(original: np.ndarray, height: int, width: int) -> tuple[int, int
     from nvp_core.images import center_crop_box
 
     return center_crop_box(original.shape[1], original.shape[0], width / height)
+
+
+def fit_caption(entry: ImageEntry) -> str:
+    """What the model sees of an image, in words: "32×32, centre crop of 15000×15000 (kept at 512×512)".
+
+    Sizes are the file's true ones (the kept original may be decoded reduced and
+    capped), and an image smaller than the model's input says it was enlarged.
+    """
+    h, w = entry.pixels.shape[:2]
+    tw, th = entry.true_size
+    kh, kw = entry.original.shape[:2]
+    left, top, right, bottom = entry.box or default_box(entry.original, h, w)
+    text = f"{w}×{h}, {'chosen crop' if entry.box else 'centre crop'} of {tw}×{th}"
+    if (kw, kh) != (tw, th):
+        text += f" (kept at {kw}×{kh})"
+    crop_w, crop_h = (right - left) * tw / kw, (bottom - top) * th / kh  # the crop in the file's pixels
+    factor = max(w / crop_w, h / crop_h)
+    if factor > 1.0 + 1e-6:
+        text += f"; enlarged {factor:.3g}× (smaller than the model's {w}×{h} input)"
+    return text
+
+
+def size_text(entry: ImageEntry) -> str:
+    tw, th = entry.true_size
+    return f"{tw}×{th}"
 
 
 def sample_anchor(flow: nc.RealNVP, seed: int, temperature: float, label: str | None = None) -> Anchor:
@@ -442,7 +478,7 @@ def example_images() -> list[tuple[str, np.ndarray, str | None]]:
                 arr = np.asarray(getattr(skdata, name)())
                 if arr.ndim == 2:
                     arr = np.repeat(arr[:, :, None], 3, axis=2)
-                items.append((name, cap_original(arr[:, :, :3].astype(np.uint8)), None))
+                items.append((name, cap_original(arr[:, :, :3].astype(np.uint8)), None, (arr.shape[1], arr.shape[0])))
             except Exception:  # noqa: BLE001 - a missing optional photo is simply skipped
                 continue
     except ImportError:
@@ -451,7 +487,7 @@ def example_images() -> list[tuple[str, np.ndarray, str | None]]:
         from sklearn.datasets import load_sample_images  # type: ignore[import-not-found]
 
         for name, arr in zip(("china", "flower"), load_sample_images().images):
-            items.append((name, cap_original(np.asarray(arr, dtype=np.uint8)), None))
+            items.append((name, cap_original(np.asarray(arr, dtype=np.uint8)), None, (arr.shape[1], arr.shape[0])))
     except Exception:  # noqa: BLE001 - optional package, optional data
         pass
     return items
@@ -561,7 +597,7 @@ class Session:
         """Re-fit image ``index`` from its original with a chosen crop (None = centre): (index, entry)."""
         flow = self.require_flow()
         e = self.images[index]
-        item = (e.name, e.original, e.source)
+        item = (e.name, e.original, e.source, e.original_size)
         return lambda progress: (index, encode_items(flow, [item], progress, boxes=[box])[0])
 
     def infoloss_task(self) -> Task:
@@ -638,7 +674,7 @@ class Session:
         size); image anchors are re-encoded, sample anchors re-drawn from their seeds.
         """
         flow = self.require_flow()
-        items = [(e.name, e.original, e.source) for e in self.images]
+        items = [(e.name, e.original, e.source, e.original_size) for e in self.images]
         boxes = [e.box for e in self.images]
         anchors = list(self.anchors)
 
@@ -664,36 +700,23 @@ class Session:
             "infoloss": {**asdict(self.infoloss), "levels": sorted(self.infoloss.levels)},
             "canvas": asdict(self.canvas),
             "images": [{"name": e.name, "file": f"images/{i:03d}.png", "source": e.source,
-                        "box": list(e.box) if e.box else None}
+                        "box": list(e.box) if e.box else None, "size": list(e.true_size)}
                        for i, e in enumerate(self.images)],
             "anchors": [_anchor_doc(i, a) for i, a in enumerate(self.anchors)],
         }
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write the session as one zip: session.json + the images as PNG (atomic)."""
-        from nvp_core.io import atomic_write_bytes
-
-        path = Path(path)
-        if path.suffix.lower() != SESSION_SUFFIX:
-            path = path.with_suffix(path.suffix + SESSION_SUFFIX) if path.suffix else path.with_suffix(SESSION_SUFFIX)
-        doc = self.to_document()
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-            zf.writestr("session.json", json.dumps(doc, indent=2))
-            for i, e in enumerate(self.images):
-                zf.writestr(f"images/{i:03d}.png", _png_bytes(e.original))
-            for i, a in enumerate(self.anchors):
-                if a is not None and a.kind == "image" and a.original is not None:
-                    zf.writestr(f"anchors/{i + 1}.png", _png_bytes(a.original))
-        atomic_write_bytes(path, buf.getvalue())
-        return path
+        anchor_images = {i: a.original for i, a in enumerate(self.anchors)
+                         if a is not None and a.kind == "image" and a.original is not None}
+        return write_session(path, self.to_document(), [e.original for e in self.images], anchor_images)
 
     def apply_document(self, doc: "SessionDocument") -> None:
         """Take the plain settings of a loaded session; images and anchors come from
         :meth:`restore_task` (they need the model)."""
         self.angles = Angles(*doc.angles)
-        self.infoloss = doc.infoloss
-        self.canvas = doc.canvas
+        self.infoloss = InfoLossSettings(**{**asdict(InfoLossSettings()), **doc.infoloss})
+        self.canvas = CanvasSettings(**{**asdict(CanvasSettings()), **doc.canvas})
 
     def restore_task(self, doc: "SessionDocument") -> Task:
         """Encode a loaded session's images and anchors with the current model: (entries, anchors, current)."""
@@ -735,86 +758,6 @@ def _anchor_doc(i: int, a: Anchor | None) -> dict[str, Any] | None:
     if a.original is None:
         return None
     return {"kind": "image", "label": a.label, "file": f"anchors/{i + 1}.png"}
-
-
-def _png_bytes(arr: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(arr, dtype=np.uint8)).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-@dataclass
-class SessionDocument:
-    """A session file, read and checked, before anything is encoded."""
-
-    model: str | None
-    current: int
-    angles: tuple[float, float, float]
-    infoloss: InfoLossSettings
-    canvas: CanvasSettings
-    images: list[tuple[str, np.ndarray, str | None]]
-    anchors: list[dict[str, Any] | None]
-    boxes: list[tuple[int, int, int, int] | None] = field(default_factory=list)
-
-
-def read_session(path: str | os.PathLike) -> SessionDocument:
-    """Read a ``.nvps`` file; anything wrong is a DataError naming what."""
-    path = Path(path)
-    try:
-        with zipfile.ZipFile(path) as zf:
-            try:
-                doc = json.loads(zf.read("session.json"))
-            except KeyError:
-                raise DataError(f"{path.name}: not an NVP Explorer session (no session.json)") from None
-            if not isinstance(doc, dict) or doc.get("format") != SESSION_FORMAT:
-                raise DataError(f"{path.name}: not an NVP Explorer session")
-            if int(doc.get("version", 0)) > SESSION_VERSION:
-                raise DataError(f"{path.name}: written by a newer NVP Explorer (version {doc.get('version')})")
-
-            def image(name: str) -> np.ndarray:
-                with Image.open(io.BytesIO(zf.read(name))) as img:
-                    return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
-
-            a = doc.get("angles", {})
-            angles = (float(a.get("phi", 0.0)), float(a.get("phi1", 0.0)), float(a.get("phi2", 0.0)))
-            il = doc.get("infoloss", {})
-            mode = il.get("mode", "noise")
-            infoloss = InfoLossSettings(
-                levels={int(k) for k in il.get("levels", [])},
-                temperature=float(il.get("temperature", 1.0)),
-                seed=int(il.get("seed", 0)),
-                mode=mode if mode in ("noise", "zero") else "noise",
-            )
-            cv = doc.get("canvas", {})
-            canvas = CanvasSettings(**{k: type(getattr(CanvasSettings(), k))(v) for k, v in cv.items()
-                                       if k in CanvasSettings.__dataclass_fields__})
-            image_docs = list(doc.get("images", []))
-            images = [(str(e["name"]), image(e["file"]), e.get("source")) for e in image_docs]
-            boxes = [tuple(int(v) for v in e["box"]) if e.get("box") and len(e["box"]) == 4 else None
-                     for e in image_docs]
-            anchors: list[dict[str, Any] | None] = []
-            for spec in list(doc.get("anchors", []))[:N_ANCHORS]:
-                if not spec:
-                    anchors.append(None)
-                elif spec.get("kind") == "image":
-                    anchors.append({"kind": "image", "label": str(spec.get("label", "image")),
-                                    "original": image(spec["file"])})
-                else:
-                    anchors.append({"kind": "sample", "label": str(spec.get("label", "sample")),
-                                    "seed": int(spec.get("seed", 0)),
-                                    "temperature": float(spec.get("temperature", 1.0))})
-            anchors += [None] * (N_ANCHORS - len(anchors))
-            return SessionDocument(model=doc.get("model"), current=int(doc.get("current", -1)), angles=angles,
-                                   infoloss=infoloss, canvas=canvas, images=images, anchors=anchors,
-                                   boxes=boxes)
-    except DataError:
-        raise
-    except FileNotFoundError:
-        raise DataError(f"{path}: no such file") from None
-    except zipfile.BadZipFile:
-        raise DataError(f"{path.name}: not an NVP Explorer session (not a zip archive)") from None
-    except (KeyError, ValueError, TypeError, OSError) as exc:
-        raise DataError(f"{path.name}: damaged session file ({exc.__class__.__name__}: {exc})") from None
 
 
 __all__ = [

@@ -190,3 +190,139 @@ def test_cli_says_an_svg_is_an_image_not_a_model(tmp_path, capsys, monkeypatch, 
     code = main(["encode", str(svg), str(tmp_path / "a.png"), "--json"])
     out, err = capsys.readouterr()
     assert code == 0 and "a.png" in out and "vector.svg" in err and "truncated" not in err
+
+
+# ---------------------------------------------------------------- session files (.nvps)
+def _session_zip(path: Path, doc: dict | str | bytes, members: dict[str, bytes] | None = None) -> Path:
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        if isinstance(doc, dict):
+            doc = json.dumps({"format": "nvp-explorer/session", "version": 1, **doc})
+        zf.writestr("session.json", doc)
+        for name, data in (members or {}).items():
+            zf.writestr(name, data)
+    return path
+
+
+def _png(color=(10, 200, 30), size=(12, 10)) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("doc, match", [
+    ({"anchors": [5]}, r"anchors\[0\] should be an object, not the number 5"),
+    ({"anchors": [{"kind": "sample", "seed": 3, "temperature": float("nan")}]}, r"anchors\[0\]\.temperature is nan"),
+    ({"anchors": [{"kind": "sample", "seed": 3, "temperature": float("inf")}]}, r"anchors\[0\]\.temperature is inf"),
+    ({"anchors": [{"kind": "sample", "seed": 2**80}]}, r"anchors\[0\]\.seed is 1208925819614629174706176"),
+    ({"anchors": [{"kind": "wormhole"}]}, r"anchors\[0\]\.kind is 'wormhole'"),
+    ({"anchors": "all"}, "anchors should be a list, not text"),
+    ({"angles": [1, 2, 3]}, "angles should be an object, not a list"),
+    ({"angles": {"phi": float("nan")}}, r"angles\.phi is nan"),
+    ({"angles": {"phi1": "90"}}, r"angles\.phi1 should be a number, not text"),
+    ({"angles": {"phi2": float("-inf")}}, r"angles\.phi2 is -inf"),
+    ({"infoloss": {"temperature": float("nan")}}, r"infoloss\.temperature is nan"),
+    ({"infoloss": {"levels": [1, "x"]}}, r"infoloss\.levels should be a whole number"),
+    ({"infoloss": {"levels": 7}}, r"infoloss\.levels should be a list"),
+    ({"canvas": {"width": 1e308}}, r"canvas\.width is 1e\+308; expected 0 … 4096"),
+    ({"canvas": {"width": 12.5}}, r"canvas\.width should be a whole number, not the number 12.5"),
+    ({"canvas": {"width": 10**9}}, r"canvas\.width is 1000000000; expected 0 … 4096"),
+    ({"canvas": {"temperature": 1e308}}, r"canvas\.temperature is 1e\+308"),
+    ({"current": "first"}, "current should be a whole number"),
+    ({"images": [{"name": "a", "file": "images/000.png"}]}, r"images\[0\] names 'images/000.png', which is not in the file"),
+    ({"images": [7]}, r"images\[0\] should be an object"),
+    ({"images": [{"name": "a", "file": "x.png", "box": [1, 2]}]}, r"images\[0\]\.box should be \[left, top, right, bottom\]"),
+    ({"version": [1]}, "version should be a whole number"),
+    ({"model": {"path": "x"}}, "model should be text"),
+], ids=lambda v: v if isinstance(v, str) and len(v) < 40 else None)
+def test_bad_session_values_are_one_clear_error(tmp_path, doc, match):
+    from explorer import session as S
+
+    p = _session_zip(tmp_path / "bad.nvps", doc, {"x.png": _png()})
+    with pytest.raises(nc.DataError, match=r"bad\.nvps: damaged session file: " + match):
+        S.read_session(p)
+
+
+def test_deeply_nested_session_json_is_one_clear_error(tmp_path):
+    from explorer import session as S
+
+    p = _session_zip(tmp_path / "deep.nvps", '{"format": "nvp-explorer/session", "angles": ' + "[" * 100000 + "]" * 100000 + "}")
+    with pytest.raises(nc.DataError, match="nested too deeply"):
+        S.read_session(p)
+
+
+def test_session_embedding_a_png_bomb_is_refused_from_the_header(tmp_path):
+    from explorer import session as S
+    from hostile import png_bomb_bytes
+
+    bomb = png_bomb_bytes(28000, 28000)
+    doc = {"images": [{"name": "bomb", "file": "images/000.png"}]}
+    p = _session_zip(tmp_path / "bomb.nvps", doc, {"images/000.png": bomb})
+    assert p.stat().st_size < 10_000  # a few KB compressed: the was 824 bytes
+    before = _peak_rss_mb()
+    with pytest.raises(nc.DataError, match=r"bomb\.nvps: damaged session file: images/000\.png: 28000×28000 pixels .* over the limit of 17 megapixels"):
+        S.read_session(p)
+    assert _peak_rss_mb() - before < 200
+    p = _session_zip(tmp_path / "anchor.nvps", {"anchors": [{"kind": "image", "file": "a.png"}]}, {"a.png": bomb})
+    with pytest.raises(nc.DataError, match="28000×28000 pixels"):
+        S.read_session(p)
+
+
+def test_session_zip_bomb_member_is_refused(tmp_path):
+    from explorer import session as S
+    from explorer import session_file as F
+
+    p = _session_zip(tmp_path / "zb.nvps", {"images": [{"name": "a", "file": "big.png"}]},
+                     {"big.png": b"\0" * (F.MAX_MEMBER_BYTES + 1)})
+    with pytest.raises(nc.DataError, match="big.png unpacks to 64.0 MB"):
+        S.read_session(p)
+    p = _session_zip(tmp_path / "js.nvps", " " * (F.MAX_JSON_BYTES + 1))
+    with pytest.raises(nc.DataError, match="session.json unpacks to"):
+        S.read_session(p)
+
+
+def test_huge_session_file_is_refused_before_reading(tmp_path, monkeypatch):
+    from explorer import session as S
+    from explorer import session_file as F
+
+    p = tmp_path / "huge.nvps"
+    with open(p, "wb") as f:
+        f.truncate(F.MAX_SESSION_BYTES + 1)  # sparse: no disk used
+    with pytest.raises(nc.DataError, match=r"huge\.nvps: 1,024 MB is over the 1,024 MB limit"):
+        S.read_session(p)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_session_fifo_and_a_session_naming_a_fifo_model(tmp_path):
+    from explorer import session as S
+
+    fifo = tmp_path / "s.nvps"
+    os.mkfifo(fifo)
+    with pytest.raises(nc.DataError, match=r"s\.nvps: not a regular file \(a FIFO\)"):
+        S.read_session(fifo)
+    model_fifo = tmp_path / "model.safetensors"
+    os.mkfifo(model_fifo)
+    for model, kind in ((str(model_fifo), "FIFO"), ("/dev/zero", "device")):
+        if not Path(model).exists():
+            continue
+        p = _session_zip(tmp_path / "m.nvps", {"model": model, "images": [{"name": "a", "file": "a.png"}]},
+                         {"a.png": _png()})
+        doc = S.read_session(p)
+        assert doc.model is None and len(doc.images) == 1
+        assert doc.warnings and model in doc.warnings[0] and "not a regular file" in doc.warnings[0]
+
+
+def test_session_angles_wrap_and_true_sizes_survive(tmp_path, tiny_flow):
+    from explorer import session as S
+
+    p = _session_zip(tmp_path / "ok.nvps", {"angles": {"phi": 720.0, "phi1": -90}, "model": str(tmp_path / "gone"),
+                                           "images": [{"name": "a", "file": "a.png", "size": [4000, 3000]}]},
+                     {"a.png": _png(size=(40, 30))})
+    doc = S.read_session(p)
+    assert doc.angles == (0.0, 270.0, 0.0) and doc.model == str(tmp_path / "gone") and not doc.warnings
+    entries = S.encode_items(tiny_flow, doc.images)
+    assert entries[0].true_size == (4000, 3000) and "centre crop of 4000×3000 (kept at 40×30)" in S.fit_caption(entries[0])

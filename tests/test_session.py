@@ -67,14 +67,14 @@ def test_read_images_skips_bad_files_with_a_message(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     items, errors = S.read_images([tmp_path / "good.png", tmp_path / "broken.png", tmp_path / "notes.txt", empty])
-    assert [name for name, _, _ in items] == ["good.png"]
+    assert [item[0] for item in items] == ["good.png"]
     assert len(errors) == 3
     assert any("broken.png" in e for e in errors)
     assert any("notes.txt" in e for e in errors)
     assert any("no images" in e for e in errors)
     # a folder is searched
     items, errors = S.read_images([tmp_path])
-    assert [name for name, _, _ in items] == ["good.png"] and any("broken.png" in e for e in errors)
+    assert [item[0] for item in items] == ["good.png"] and any("broken.png" in e for e in errors)
 
 
 def test_crop_boxes_are_checked():
