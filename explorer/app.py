@@ -161,7 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     model = window.startup_model(args.model)
     if model:
-        window.open_model(model)
+        # a given model that does not open is reported, and the default one opens instead (the images are kept)
+        window.hub.open_model(model, fallback=window.startup_model(None) if args.model else None)
     else:
         window.show_message("No model found: open one with File ▸ Open model… or train one in the Training tab.",
                             "info")

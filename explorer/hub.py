@@ -44,8 +44,14 @@ class Hub(QObject):
         self._deferred: list[Callable[[], None]] = []  # image requests made while the first model loads
 
     # ---------------------------------------------------------------- model
-    def open_model(self, path: str | Path, then: Callable[[], None] | None = None) -> None:
-        """Load a model on the worker; the session changes only if it loads."""
+    def open_model(self, path: str | Path, then: Callable[[], None] | None = None,
+                   fallback: str | Path | None = None) -> None:
+        """Load a model on the worker; the session changes only if it loads.
+
+        ``fallback`` (at start: the default model) is opened instead when ``path``
+        fails and no model is open yet, so images asked for meanwhile are kept and
+        encoded with it; the failure stays on screen.
+        """
         path = str(path)
         device = self.device
         self.loading = path
@@ -64,6 +70,18 @@ class Hub(QObject):
 
         def failed(msg: str) -> None:
             self.loading = None
+            if fallback is not None and str(fallback) != path and not self.session.has_model:
+                note = f"Could not open the model {path}: {msg}"
+                self.model_failed.emit(msg)
+                self.message.emit(f"{note}. Opening the default model instead…", "warning")
+
+                def opened() -> None:
+                    self.message.emit(f"{note}. Opened the default model ({fallback}) instead.", "error")
+                    if then is not None:
+                        then()
+
+                self.open_model(fallback, then=opened)
+                return
             if not self.session.has_model and self._deferred:
                 self._deferred.clear()
                 msg += " (the images waiting for it were not loaded)"

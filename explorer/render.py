@@ -35,6 +35,8 @@ from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
 
 import nvp_core as nc
 
+from .session import StaleLatents
+
 
 class Cancelled(Exception):
     """Raised inside a task by ``job.report`` once its request is stale or cancelled."""
@@ -158,7 +160,7 @@ class _Worker(QThread):
             job._emit_progress = self._emit_progress
             try:
                 result, status = job.fn(job), "ok"
-            except Cancelled:
+            except (Cancelled, StaleLatents):  # superseded, or latents of a replaced model
                 result, status = None, "cancelled"
             except BaseException as exc:  # noqa: BLE001 - every failure becomes a message in the window
                 if not isinstance(exc, (nc.NVPError, MemoryError, OSError)):

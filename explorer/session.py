@@ -49,6 +49,25 @@ def _no_progress(_: float) -> None:
     return None
 
 
+class StaleLatents(Exception):
+    """Raised by a task whose latents belong to a model that has since been replaced.
+
+    Between a model change and the re-encode that follows it, a view may still ask
+    for a render of the old latents; the render worker drops such a task silently
+    (like a cancelled one), and the re-encode's ``images_changed``/``anchors_changed``
+    brings the fresh render.
+    """
+
+
+def _stale_task(progress: Progress) -> Any:
+    raise StaleLatents("latents of a replaced model")
+
+
+def _fits(flow: nc.RealNVP, owner: Any) -> bool:
+    made_by = getattr(owner, "encoded_by", None)
+    return made_by is None or made_by is flow
+
+
 # ---------------------------------------------------------------- pieces of state
 @dataclass
 class ImageEntry:
@@ -65,6 +84,10 @@ class ImageEntry:
     z_norm: float = 0.0  # ‖z‖ over all levels (≈ √D for a typical sample)
     box: tuple[int, int, int, int] | None = None  # a chosen crop of ``original``; None = centre crop
     original_size: tuple[int, int] | None = None  # (width, height) of the file itself; None = original's
+    # The flow whose latents these are: after a model change, work asked for before the
+    # re-encode lands would decode old latents with the new flow (a spurious "expected 2
+    # latent levels, got 4"); such work is dropped instead (see :class:`StaleLatents`).
+    encoded_by: Any = field(default=None, repr=False, compare=False)
 
     @property
     def true_size(self) -> tuple[int, int]:
@@ -83,6 +106,7 @@ class Anchor:
     original: np.ndarray | None = None  # kind "image": re-encoded when the model changes
     seed: int | None = None  # kind "sample": re-drawn when the model changes
     temperature: float | None = None
+    encoded_by: Any = field(default=None, repr=False, compare=False)  # as ImageEntry.encoded_by
 
 
 @dataclass
@@ -280,7 +304,7 @@ def encode_items(
         ImageEntry(name=name, original=orig, pixels=fitted[i], latents=latents[i], recon=recons[i],
                    bpd=float(bpds[i]), levels=level_maps(latents[i]), source=src,
                    z_norm=float(torch.sqrt(sum((z.float() ** 2).sum() for z in latents[i]))), box=boxes[i],
-                   original_size=tuple(size) if size else None)
+                   original_size=tuple(size) if size else None, encoded_by=flow)
         for i, (name, orig, src, size) in enumerate(items)
     ]
 
@@ -333,13 +357,13 @@ def sample_anchors(flow: nc.RealNVP, seeds: Sequence[int], temperature: float,
         zs = nc.concat(per_seed)
     thumbs = decode_images(flow, zs, progress)
     return [Anchor(kind="sample", label=lab or f"sample {seed}", latents=z, thumbnail=thumbs[i],
-                   seed=int(seed), temperature=float(temperature))
+                   seed=int(seed), temperature=float(temperature), encoded_by=flow)
             for i, (seed, lab, z) in enumerate(zip(seeds, labels, per_seed))]
 
 
 def image_anchor(entry: ImageEntry) -> Anchor:
     return Anchor(kind="image", label=entry.name, latents=entry.latents, thumbnail=entry.recon,
-                  original=entry.original)
+                  original=entry.original, encoded_by=entry.encoded_by)
 
 
 def infoloss_image(
@@ -413,7 +437,9 @@ def model_summary(flow: nc.RealNVP) -> dict[str, Any]:
     size = None
     if source and Path(source).exists():
         size = Path(source).stat().st_size
-    meta = dict(getattr(flow, "metadata", {}) or {})
+    raw = getattr(flow, "metadata", None)
+    # Metadata comes from the file: a list, a string or NaN there must not break the card.
+    meta = dict(raw) if isinstance(raw, dict) else {}
     return {
         "config": cfg.to_dict(),
         "parameters": params,
@@ -424,11 +450,15 @@ def model_summary(flow: nc.RealNVP) -> dict[str, Any]:
         "latent_shapes": flow.latent_shapes(cfg.image_size, cfg.image_size),
         "metadata": meta,
         "test_bpd": find_test_bpd(meta),
+        "metadata_problem": None if raw is None or isinstance(raw, dict)
+        else f"the file's metadata is {type(raw).__name__}, not an object; ignored",
     }
 
 
-def find_test_bpd(meta: dict[str, Any]) -> float | None:
+def find_test_bpd(meta: dict[str, Any], _depth: int = 0) -> float | None:
     """The test bits/dim recorded by training, under any of the names the trainer may use."""
+    if not isinstance(meta, dict) or _depth > 4:
+        return None
     for key in ("test_bpd", "test_bits_per_dim", "bpd_test", "test/bpd"):
         v = meta.get(key)
         if isinstance(v, (int, float)) and math.isfinite(v):
@@ -436,7 +466,9 @@ def find_test_bpd(meta: dict[str, Any]) -> float | None:
     for key in ("eval", "test", "metrics"):
         sub = meta.get(key)
         if isinstance(sub, dict):
-            found = find_test_bpd(sub) or (sub.get("bpd") if isinstance(sub.get("bpd"), (int, float)) else None)
+            bpd = sub.get("bpd")
+            found = find_test_bpd(sub, _depth + 1) or (
+                bpd if isinstance(bpd, (int, float)) and not isinstance(bpd, bool) and math.isfinite(bpd) else None)
             if found is not None:
                 return float(found)
     return None
@@ -603,6 +635,8 @@ class Session:
     def infoloss_task(self) -> Task:
         flow = self.require_flow()
         zs = self.subject_latents()
+        if not _fits(flow, self.current_image):
+            return _stale_task
         s = self.infoloss
         levels, t, seed, mode = sorted(s.levels), s.temperature, s.seed, s.mode
         return lambda progress: infoloss_image(flow, zs, levels, t, seed, mode)
@@ -610,6 +644,8 @@ class Session:
     def infoloss_strip_task(self) -> Task:
         flow = self.require_flow()
         zs = self.subject_latents()
+        if not _fits(flow, self.current_image):
+            return _stale_task
         s = self.infoloss
         t, seed, mode = s.temperature, s.seed, s.mode
         return lambda progress: infoloss_strip(flow, zs, t, seed, mode, progress)
@@ -623,6 +659,8 @@ class Session:
     def manifold_task(self, angles: Angles | None = None) -> Task:
         flow = self.require_flow()
         anchors = self.anchor_latents()
+        if not all(_fits(flow, a) for a in self.anchors):
+            return _stale_task
         a = Angles(*(angles or self.angles).as_tuple())
         return lambda progress: manifold_image(flow, anchors, a)
 
@@ -630,6 +668,8 @@ class Session:
         """The n×n grid over (φ, φ′) at the current φ″, decoded on the worker: (grid image, frames)."""
         flow = self.require_flow()
         anchors = self.anchor_latents()
+        if not all(_fits(flow, a) for a in self.anchors):
+            return _stale_task
         angles = manifold_grid_angles(self.angles.phi2, n)
 
         def run(progress: Progress) -> np.ndarray:
@@ -641,6 +681,8 @@ class Session:
     def manifold_sweep_task(self, which: str, frames: int, span: float = 360.0) -> Task:
         flow = self.require_flow()
         anchors = self.anchor_latents()
+        if not all(_fits(flow, a) for a in self.anchors):
+            return _stale_task
         angles = sweep_angles(self.angles, which, frames, span)
         return lambda progress: list(manifold_frames(flow, anchors, angles, progress))
 
@@ -747,7 +789,8 @@ def _rebuild_anchor(flow: nc.RealNVP, a: Anchor | None) -> Anchor | None:
     if a.original is None:
         return None
     entry = encode_items(flow, [(a.label, a.original, None)])[0]
-    return Anchor(kind="image", label=a.label, latents=entry.latents, thumbnail=entry.recon, original=a.original)
+    return Anchor(kind="image", label=a.label, latents=entry.latents, thumbnail=entry.recon, original=a.original,
+                  encoded_by=flow)
 
 
 def _anchor_doc(i: int, a: Anchor | None) -> dict[str, Any] | None:
@@ -762,7 +805,7 @@ def _anchor_doc(i: int, a: Anchor | None) -> dict[str, Any] | None:
 
 __all__ = [
     "Anchor", "Angles", "CanvasSettings", "ImageEntry", "InfoLossSettings", "N_ANCHORS", "SESSION_SUFFIX",
-    "Session", "SessionDocument", "decode_images", "encode_items", "example_images", "expand_paths",
+    "Session", "SessionDocument", "StaleLatents", "decode_images", "fit_caption", "size_text", "write_session", "encode_items", "example_images", "expand_paths",
     "image_anchor", "infoloss_image", "infoloss_strip", "is_image_path", "is_model_path", "is_session_path",
     "level_maps", "load_model", "manifold_frames", "manifold_grid_angles", "manifold_image", "model_summary",
     "read_images", "read_session", "sample_anchor", "sample_anchors", "sweep_angles",

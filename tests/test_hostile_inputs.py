@@ -326,3 +326,179 @@ def test_session_angles_wrap_and_true_sizes_survive(tmp_path, tiny_flow):
     assert doc.angles == (0.0, 270.0, 0.0) and doc.model == str(tmp_path / "gone") and not doc.warnings
     entries = S.encode_items(tiny_flow, doc.images)
     assert entries[0].true_size == (4000, 3000) and "centre crop of 4000×3000 (kept at 40×30)" in S.fit_caption(entries[0])
+
+
+# ---------------------------------------------------------------- the explorer (pytest-qt, offscreen)
+def _gui_images(folder: Path, sizes) -> list[str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for i, (w, h) in enumerate(sizes):
+        yy, xx = np.mgrid[0:h, 0:w]
+        arr = np.stack([(xx * 7 + 40 * i) % 256, (yy * 5) % 256, np.full_like(xx, 60 + 30 * i)], -1).astype(np.uint8)
+        p = folder / f"pic{i}.png"
+        Image.fromarray(arr).save(p)
+        out.append(str(p))
+    return out
+
+
+@pytest.fixture
+def gui(qtbot, explorer_settings, one_torch_thread):
+    from explorer.main_window import MainWindow
+
+    w = MainWindow(device="cpu", settings=explorer_settings)
+    qtbot.addWidget(w)
+    w.resize(1200, 800)
+    yield w
+    w.shutdown()
+
+
+def _settle(qtbot, w, timeout: int = 60000) -> None:
+    qtbot.waitUntil(w.settled, timeout=timeout)
+
+
+def _errors(w) -> list[str]:
+    return [text for level, text in w.message_bar.history if level == "error"]
+
+
+def _saved_model(tmp_path: Path, name: str, seed: int, metadata=None, **cfg) -> Path:
+    import torch
+
+    from conftest import randomize, tiny_config
+
+    torch.manual_seed(seed)
+    folder = tmp_path / name
+    nc.save(randomize(nc.RealNVP(tiny_config(**cfg)), seed=seed), folder, metadata=metadata or {"step": seed})
+    return folder
+
+
+@pytest.mark.parametrize("metadata", [[1, 2, 3], float("nan"), "just text"], ids=["list", "nan", "string"])
+def test_model_tab_shows_a_model_whose_metadata_is_not_an_object(qtbot, gui, tiny_model_path, tiny_flow, metadata):
+    from explorer.panels.model import model_name
+
+    gui.open_model(str(tiny_model_path))
+    _settle(qtbot, gui)
+    assert gui.model_panel.header.text() == model_name(str(tiny_model_path))
+    odd = randomize_copy(tiny_flow)
+    odd.metadata = metadata
+    gui.hub.set_flow(odd, "/models/odd-metadata.safetensors")  # what nc.load gives for such a file
+    _settle(qtbot, gui)
+    panel = gui.model_panel
+    assert panel.header.text() == "odd-metadata"  # the new model's card, not the previous one's
+    assert "not an object; ignored" in panel.fields["training"].text()
+    assert panel.fields["bpd"].text().startswith("not recorded")  # not the previous model's 6.500
+    assert panel.fields["levels"].text() == "L = 3"
+
+
+def randomize_copy(flow):
+    import copy
+
+    return copy.deepcopy(flow)
+
+
+def test_switching_to_a_model_with_other_levels_shows_no_spurious_error(qtbot, gui, tmp_path):
+    four = _saved_model(tmp_path, "four-levels", 1, scales=4)
+    two = _saved_model(tmp_path, "two-levels", 2, scales=2)
+    gui.open_model(str(four))
+    _settle(qtbot, gui)
+    gui.encode_panel.add_paths(_gui_images(tmp_path / "imgs", [(30, 24), (20, 28)]))
+    _settle(qtbot, gui)
+    gui.hub.fill_anchors_from_images()
+    gui.infoloss_panel.set_levels({1})
+    _settle(qtbot, gui)
+    assert len(gui.session.images[0].latents) == 4 and not _errors(gui)
+    for target, levels in ((two, 2), (four, 4), (two, 2)):
+        gui.open_model(str(target))
+        _settle(qtbot, gui)
+        assert not [e for e in _errors(gui) if "latent levels" in e], _errors(gui)
+        s = gui.session
+        assert len(s.images) == 2 and all(len(e.latents) == levels for e in s.images)
+        assert all(len(a.latents) == levels for a in s.anchors if a is not None)
+    img = gui.infoloss_panel.result.image()
+    assert img is not None and img.shape == (16, 16, 3)  # rendered again for the new model
+
+
+def test_session_with_wrong_types_keeps_the_current_work(qtbot, gui, tiny_model_path, tmp_path):
+    gui.open_model(str(tiny_model_path))
+    _settle(qtbot, gui)
+    gui.encode_panel.add_paths(_gui_images(tmp_path / "imgs", [(30, 24)]))
+    _settle(qtbot, gui)
+    before = [e.name for e in gui.session.images]
+    bad = _session_zip(tmp_path / "bad.nvps", {"anchors": [5], "angles": [1, 2, 3]})
+    gui.hub.open_session(str(bad))
+    _settle(qtbot, gui)
+    assert [e.name for e in gui.session.images] == before
+    assert any("bad.nvps: damaged session file" in e for e in _errors(gui))
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_session_naming_a_fifo_model_restores_without_blocking(qtbot, gui, tiny_model_path, tmp_path):
+    fifo = tmp_path / "pipe.safetensors"
+    os.mkfifo(fifo)
+    gui.open_model(str(tiny_model_path))
+    _settle(qtbot, gui)
+    p = _session_zip(tmp_path / "f.nvps", {"model": str(fifo), "images": [{"name": "a", "file": "a.png"}]},
+                     {"a.png": _png()})
+    gui.hub.open_session(str(p))
+    _settle(qtbot, gui, timeout=30000)  # a worker blocked on the FIFO would never settle
+    assert [e.name for e in gui.session.images] == ["a"]
+    assert gui.session.model_path == str(tiny_model_path)
+    assert any("not a regular file" in t for _, t in gui.message_bar.history)
+
+
+def test_huge_and_tiny_images_are_captioned_with_their_true_size(qtbot, gui, tiny_model_path, tmp_path):
+    gui.open_model(str(tiny_model_path))
+    _settle(qtbot, gui)
+    big = tmp_path / "big.jpg"
+    Image.new("RGB", (6000, 4500), (200, 120, 40)).save(big, quality=85)
+    tiny = tmp_path / "tiny.png"
+    Image.new("RGB", (4, 4), (10, 20, 200)).save(tiny)
+    gui.encode_panel.add_paths([str(big), str(tiny)])
+    _settle(qtbot, gui)
+    s = gui.session
+    assert [e.true_size for e in s.images] == [(6000, 4500), (4, 4)]
+    assert max(s.images[0].original.shape[:2]) == 512
+    items = [gui.encode_panel.list.item(i).text() for i in range(gui.encode_panel.list.count())]
+    assert "6000×4500" in items[0] and "4×4" in items[1]
+    gui.hub.set_current(0)
+    assert gui.encode_panel.original.info.text() == "16×16, centre crop of 6000×4500 (kept at 512×384)"
+    gui.hub.set_current(1)
+    assert gui.encode_panel.original.info.text() == \
+        "16×16, centre crop of 4×4; enlarged 4× (smaller than the model's 16×16 input)"
+
+
+def test_mistyped_model_path_falls_back_and_keeps_the_images(qtbot, tmp_path, monkeypatch, tiny_model_path,
+                                                              one_torch_thread):
+    """`python main.py /nonexistent/model.safetensors --images a.png b.png`, through main()."""
+    import signal
+
+    from explorer import app as app_mod
+
+    monkeypatch.setattr(nc, "DEFAULT_MODEL", tiny_model_path)
+    monkeypatch.setattr(signal, "signal", lambda *a: None)  # main() would take over the test runner's Ctrl-C
+    monkeypatch.setattr(app_mod, "tune_runtime", lambda: None)
+    seen = {}
+
+    class Recording(app_mod.MainWindow):
+        def shutdown(self):  # what the window held when main() finished
+            seen["images"] = [e.name for e in self.session.images]
+            seen["model"] = self.session.model_path
+            seen["messages"] = list(self.message_bar.history)
+            seen["shown"] = self.message_bar.text()
+            super().shutdown()
+
+        def close(self):  # windows of earlier tests may linger: end main()'s event loop with this one
+            from PySide6.QtWidgets import QApplication
+
+            done = super().close()
+            QApplication.instance().quit()
+            return done
+
+    monkeypatch.setattr(app_mod, "MainWindow", Recording)
+    imgs = _gui_images(tmp_path / "imgs", [(30, 24), (20, 28)])
+    code = app_mod.main(["/nonexistent/model.safetensors", "--images", *imgs, "--tab", "encode",
+                         "--screenshot", str(tmp_path / "shot.png"), "--settings", str(tmp_path / "s.ini"),
+                         "--timeout", "120"])
+    assert code == 0
+    assert seen["images"] == ["pic0.png", "pic1.png"]
+    assert seen["model"] == str(tiny_model_path)
+    assert "/nonexistent/model.safetensors" in seen["shown"] and "default model" in seen["shown"]

@@ -233,7 +233,7 @@ class EncodePanel(QWidget):
         self.list.blockSignals(True)
         self.list.clear()
         for e in s.images:
-            item = QListWidgetItem(QIcon(to_pixmap(e.pixels, 48)), f"{e.name}\n{e.bpd:.3f} bits/dim")
+            item = QListWidgetItem(QIcon(to_pixmap(e.pixels, 48)), f"{e.name}\n{S.size_text(e)} · {e.bpd:.3f} bits/dim")
             item.setToolTip(e.source or e.name)
             self.list.addItem(item)
         self.list.setCurrentRow(s.current)
@@ -292,9 +292,7 @@ class EncodePanel(QWidget):
             self.crop_btn.setEnabled(False)
             return
         self.crop_btn.setEnabled(True)
-        crop = "chosen crop" if e.box else "centre crop"
-        self.original.set_image(e.pixels, f"{e.pixels.shape[1]}×{e.pixels.shape[0]}, {crop} of "
-                                          f"{e.original.shape[1]}×{e.original.shape[0]}")
+        self.original.set_image(e.pixels, S.fit_caption(e))
         self.recon.set_image(e.recon)
         err = int(np.abs(e.pixels.astype(np.int16) - e.recon.astype(np.int16)).max())
         d = int(np.prod(e.pixels.shape))

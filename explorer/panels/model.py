@@ -163,11 +163,25 @@ class ModelPanel(QWidget):
             self.samples.clear("no model")
             self.reroll.setEnabled(False)
             return
-        info = S.model_summary(s.flow)
-        cfg = info["config"]
         self.header.setText(model_name(s.model_path))
         self.subheader.setText(s.model_path or "")
+        try:
+            self._fill_card()
+        except Exception as exc:  # noqa: BLE001 - odd metadata must not leave the previous model's card up
+            self.fields["training"].setText(f"(part of this model's card could not be shown: "
+                                            f"{exc.__class__.__name__}: {exc})")
+        self.reroll.setEnabled(True)
+        self.render_samples()
+
+    def _fill_card(self) -> None:
+        """The card's fields; every field is reset first so nothing of the previous model stays."""
+        s = self.session
         f = self.fields
+        for lab in f.values():
+            lab.setText("—")
+            lab.setToolTip("")
+        info = S.model_summary(s.flow)
+        cfg = info["config"]
         f["file"].setText(info["source"] or "(in memory)")
         f["device"].setText(info["device"].upper() if info["device"] == "cpu" else info["device"])
         f["params"].setText(f"{info['parameters']:,}")
@@ -183,10 +197,8 @@ class ModelPanel(QWidget):
         n_test = meta.get("test_images")
         f["bpd"].setText((f"{bpd:.3f}" + (f"  (on {n_test} held-out images)" if n_test else ""))
                          if bpd is not None else "not recorded (untrained or trained elsewhere)")
-        f["training"].setText(training_summary(meta))
+        f["training"].setText(info.get("metadata_problem") or training_summary(meta))
         f["training"].setToolTip(str(meta.get("train_command") or ""))
-        self.reroll.setEnabled(True)
-        self.render_samples()
 
     def set_recent(self, paths: list[str]) -> None:
         self.recent.clear()
