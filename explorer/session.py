@@ -27,7 +27,7 @@ from nvp_core.errors import DataError, ModelFileError, NVPError
 from nvp_core.images import find_images, fit_image, grid, is_image_path, read_image
 
 from .session_file import (  # the file format lives there; these names stay importable from here
-    N_ANCHORS, SESSION_FORMAT, SESSION_SUFFIX, SESSION_VERSION, SessionDocument, png_bytes, read_session,
+    N_ANCHORS, SESSION_FORMAT, SESSION_SUFFIX, SESSION_VERSION, SessionDocument, read_session,
     write_session,
 )
 
