@@ -207,7 +207,7 @@ def read_session(path: str | os.PathLike, max_side: int = 512) -> SessionDocumen
     path = Path(path)
     st = check_regular_file(path, "session file")
     if st.st_size > MAX_SESSION_BYTES:
-        raise DataError(f"{path.name}: {st.st_size / 2**20:,.0f} MB is over the "
+        raise DataError(f"{path.name}: {st.st_size:,} bytes is over the "
                         f"{MAX_SESSION_BYTES / 2**20:,.0f} MB limit for session files")
     try:
         with zipfile.ZipFile(path) as zf:

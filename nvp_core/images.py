@@ -98,8 +98,7 @@ def check_regular_file(path: str | os.PathLike, what: str = "file") -> os.stat_r
     except OSError as exc:
         raise DataError(f"{p.name}: cannot read this {what} ({exc.strerror or exc})") from None
     if stat.S_ISDIR(st.st_mode):
-        raise DataError(f"{p.name}: is a folder, not an image {what}" if what == "image" else
-                        f"{p.name}: is a folder, not a {what}")
+        raise DataError(f"{p.name}: is a folder, not {_a(what)}")
     if not stat.S_ISREG(st.st_mode):
         raise DataError(f"{p.name}: not a regular file ({_file_kind(st.st_mode)}); refusing to read it as {_a(what)}")
     return st

@@ -148,10 +148,12 @@ def test_fifo_image_is_refused_without_blocking(tmp_path):
         images.load_images([fifo], 16) and images.open_image(fifo)
 
 
-def test_device_file_is_refused():
+def test_device_file_and_folder_are_refused(tmp_path):
+    with pytest.raises(nc.DataError, match=r"is a folder, not an image$"):
+        images.load_image(tmp_path)
     if not Path("/dev/zero").exists():
         pytest.skip("no /dev/zero")
-    with pytest.raises(nc.DataError, match="character device"):
+    with pytest.raises(nc.DataError, match="zero: not a regular file \\(a character device\\); refusing to read it as an image"):
         images.load_image("/dev/zero")
 
 
@@ -292,7 +294,7 @@ def test_huge_session_file_is_refused_before_reading(tmp_path, monkeypatch):
     p = tmp_path / "huge.nvps"
     with open(p, "wb") as f:
         f.truncate(F.MAX_SESSION_BYTES + 1)  # sparse: no disk used
-    with pytest.raises(nc.DataError, match=r"huge\.nvps: 1,024 MB is over the 1,024 MB limit"):
+    with pytest.raises(nc.DataError, match=r"huge\.nvps: 1,073,741,825 bytes is over the 1,024 MB limit for session files"):
         S.read_session(p)
 
 
@@ -466,39 +468,41 @@ def test_huge_and_tiny_images_are_captioned_with_their_true_size(qtbot, gui, tin
         "16×16, centre crop of 4×4; enlarged 4× (smaller than the model's 16×16 input)"
 
 
-def test_mistyped_model_path_falls_back_and_keeps_the_images(qtbot, tmp_path, monkeypatch, tiny_model_path,
-                                                              one_torch_thread):
-    """`python main.py /nonexistent/model.safetensors --images a.png b.png`, through main()."""
-    import signal
+_STARTUP_PROBE = """
+import json, os, sys
+from pathlib import Path
+import nvp_core as nc
+nc.DEFAULT_MODEL = Path(sys.argv[1])
+from explorer import app as app_mod
+seen = {}
+class Recording(app_mod.MainWindow):
+    def shutdown(self):  # what the window held when main() finished
+        seen.update(images=[e.name for e in self.session.images], model=self.session.model_path,
+                    shown=self.message_bar.text())
+        super().shutdown()
+app_mod.MainWindow = Recording
+code = app_mod.main(sys.argv[2:])
+print("RESULT " + json.dumps({"code": code, **seen}), flush=True)
+os._exit(0)
+"""
 
-    from explorer import app as app_mod
 
-    monkeypatch.setattr(nc, "DEFAULT_MODEL", tiny_model_path)
-    monkeypatch.setattr(signal, "signal", lambda *a: None)  # main() would take over the test runner's Ctrl-C
-    monkeypatch.setattr(app_mod, "tune_runtime", lambda: None)
-    seen = {}
+def test_mistyped_model_path_falls_back_and_keeps_the_images(tmp_path, tiny_model_path):
+    """`python main.py /nonexistent/model.safetensors --images a.png b.png`, through main() in its own
+    process (main() runs its own event loop and would leave this one's application closing)."""
+    import json
 
-    class Recording(app_mod.MainWindow):
-        def shutdown(self):  # what the window held when main() finished
-            seen["images"] = [e.name for e in self.session.images]
-            seen["model"] = self.session.model_path
-            seen["messages"] = list(self.message_bar.history)
-            seen["shown"] = self.message_bar.text()
-            super().shutdown()
-
-        def close(self):  # windows of earlier tests may linger: end main()'s event loop with this one
-            from PySide6.QtWidgets import QApplication
-
-            done = super().close()
-            QApplication.instance().quit()
-            return done
-
-    monkeypatch.setattr(app_mod, "MainWindow", Recording)
     imgs = _gui_images(tmp_path / "imgs", [(30, 24), (20, 28)])
-    code = app_mod.main(["/nonexistent/model.safetensors", "--images", *imgs, "--tab", "encode",
-                         "--screenshot", str(tmp_path / "shot.png"), "--settings", str(tmp_path / "s.ini"),
-                         "--timeout", "120"])
-    assert code == 0
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "NVP_TORCH_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-c", _STARTUP_PROBE, str(tiny_model_path), "/nonexistent/model.safetensors",
+         "--images", *imgs, "--tab", "encode", "--screenshot", str(tmp_path / "shot.png"),
+         "--settings", str(tmp_path / "s.ini"), "--timeout", "200"],
+        capture_output=True, text=True, timeout=240, env=env, cwd=ROOT)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert lines, proc.stdout[-2000:] + proc.stderr[-2000:]
+    seen = json.loads(lines[-1][len("RESULT "):])
+    assert seen["code"] == 0
     assert seen["images"] == ["pic0.png", "pic1.png"]
     assert seen["model"] == str(tiny_model_path)
     assert "/nonexistent/model.safetensors" in seen["shown"] and "default model" in seen["shown"]
