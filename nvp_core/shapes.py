@@ -124,13 +124,16 @@ def _length2(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _sd_sphere(p: np.ndarray) -> np.ndarray:
-    return np.sqrt((p * p).sum(-1)) - 1.0
+    x, y, z = p[:, 0], p[:, 1], p[:, 2]
+    return np.sqrt(x * x + y * y + z * z) - 1.0
 
 
 def _sd_cube(p: np.ndarray) -> np.ndarray:
     r = 0.06
     q = np.abs(p) - (0.8 - r)
-    return np.sqrt((np.maximum(q, 0.0) ** 2).sum(-1)) + np.minimum(q.max(-1), 0.0) - r
+    qx, qy, qz = q[:, 0], q[:, 1], q[:, 2]
+    mx, my, mz = np.maximum(qx, 0.0), np.maximum(qy, 0.0), np.maximum(qz, 0.0)
+    return np.sqrt(mx * mx + my * my + mz * mz) + np.minimum(np.maximum(np.maximum(qx, qy), qz), 0.0) - r
 
 
 def _sd_cylinder(p: np.ndarray) -> np.ndarray:
@@ -262,13 +265,13 @@ def _lateral_room(centre: np.ndarray, half_width: np.ndarray) -> np.ndarray:
 
     The object's horizontal extent seen from the camera spans ``asin(r / distance)`` either
     side of its centre's direction; the room is where that span ends at the edge of the
-    field of view (with 10% of air).
+    field of view (with 25% of air).
     """
     fwd = LOOK_AT - CAMERA
     fwd = fwd / np.linalg.norm(fwd)
     rel = centre - CAMERA
     depth = (rel * fwd).sum(-1)
-    spread = np.arcsin(np.clip(1.1 * half_width / np.sqrt((rel * rel).sum(-1)), 0.0, 1.0))
+    spread = np.arcsin(np.clip(1.25 * half_width / np.sqrt((rel * rel).sum(-1)), 0.0, 1.0))
     room = depth * np.tan(np.maximum(math.radians(FOV_DEG) / 2 - spread, 0.0))
     return room.astype(np.float32)
 
@@ -285,13 +288,18 @@ def _to_world(vecs: np.ndarray, cos: np.ndarray, sin: np.ndarray) -> np.ndarray:
 
 
 def _sphere_hits(o: np.ndarray, d: np.ndarray, c: np.ndarray, r: np.ndarray):
-    """Ray-sphere entry/exit per (ray, sphere); o, d (P or N·P, 3), c (…, 3), r (…)."""
-    oc = o - c
-    b = (oc * d).sum(-1)
-    disc = b * b - ((oc * oc).sum(-1) - r * r)
+    """Rays (o, d) × spheres (c, r) that meet, broadcast to (N, P): (image, pixel, entry t, exit t).
+
+    Component by component: numpy's reductions over a length-3 axis are slow.
+    """
+    ox, oy, oz = (o[..., k] - c[..., k] for k in range(3))
+    b = ox * d[..., 0] + oy * d[..., 1] + oz * d[..., 2]
+    disc = b * b - (ox * ox + oy * oy + oz * oz - r * r)
     ok = disc > 0
-    sq = np.sqrt(np.maximum(disc, 0))
-    return ok & (-b + sq > 0), np.maximum(-b - sq, 0.0), -b + sq
+    ok &= b * np.abs(b) < disc  # the exit −b + √disc lies ahead (b < √disc)
+    img_i, pix_i = np.nonzero(ok)
+    bb, sq = b[img_i, pix_i], np.sqrt(disc[img_i, pix_i])
+    return img_i, pix_i, np.maximum(-bb - sq, 0.0), -bb + sq
 
 
 @dataclass
@@ -345,17 +353,16 @@ def render_scenes(factors: np.ndarray, size: int, supersample: int | None = None
     floor_alb = hsv_to_rgb(factors["floor_hue"], FLOOR_SATURATION)
     wall_alb = hsv_to_rgb(factors["wall_hue"], WALL_SATURATION)
     # Element-wise products, not a BLAS matmul: a scene's pixels must not depend on the batch it is in.
-    diffuse = np.clip((light[:, None, :] * view.normals[None]).sum(-1), 0.0, 1.0)  # (N, P)
+    # Floor normal +y, wall normal −z: the Lambert term is one light component.
+    diffuse = np.clip(np.where(view.floor[None], light[:, 1:2], -light[:, 2:3]), 0.0, 1.0).astype(f32)  # (N, P)
     visibility = np.ones((n, p), f32)
     # Shadow rays that pass near the object (its bounding sphere, widened for the penumbra).
-    near, t0, t1 = _sphere_hits(view.points[None], light[:, None], centre[:, None], 1.5 * radius[:, None])
-    near &= diffuse > 0
-    img_i, pix_i = np.nonzero(near)
+    img_i, pix_i, t0, t1 = _sphere_hits(view.points[None], light[:, None], centre[:, None], 1.5 * radius[:, None])
     if len(img_i):
         s_i = shape[img_i]
         o = _to_local((view.points[pix_i] - centre[img_i]) / unit[img_i, None], cos[img_i], sin[img_i])
         d = _to_local(light[img_i], cos[img_i], sin[img_i])
-        t_a, t_b = t0[img_i, pix_i] / unit[img_i], t1[img_i, pix_i] / unit[img_i]
+        t_a, t_b = t0 / unit[img_i], t1 / unit[img_i]
         vis = np.ones(len(img_i), f32)
         occl = np.ones(len(img_i), f32)
         for g, sel in _groups(s_i, len(_SDFS)):
@@ -374,14 +381,13 @@ def render_scenes(factors: np.ndarray, size: int, supersample: int | None = None
 
     # ---- the object: sphere tracing on rays that meet its bounding sphere
     obj_mask = np.zeros((n, p), f32)
-    hit_b, t0, t1 = _sphere_hits(CAMERA.astype(f32), view.dirs[None], centre[:, None], radius[:, None])
-    img_i, pix_i = np.nonzero(hit_b)
+    img_i, pix_i, t0, t1 = _sphere_hits(CAMERA.astype(f32), view.dirs[None], centre[:, None], radius[:, None])
     if len(img_i):
         s_i = shape[img_i]
         o_w = (CAMERA.astype(f32) - centre[img_i]) / unit[img_i, None]
         o = _to_local(o_w, cos[img_i], sin[img_i])
         d = _to_local(view.dirs[pix_i], cos[img_i], sin[img_i])
-        t_a, t_b = t0[img_i, pix_i] / unit[img_i], t1[img_i, pix_i] / unit[img_i]
+        t_a, t_b = t0 / unit[img_i], t1 / unit[img_i]
         hit = np.zeros(len(img_i), bool)
         nrm = np.zeros((len(img_i), 3), f32)
         for g, sel in _groups(s_i, len(_SDFS)):

@@ -154,8 +154,23 @@ def test_scale_grows_and_x_moves_the_object():
     cols = np.arange(32)
     centroid = (sc.object_mask.sum(1) * cols).sum(1) / sc.object_mask.sum((1, 2))
     assert centroid[0] < 12 < centroid[1] < 20 < centroid[2]
-    # x = ±1 keeps the object whole inside the picture
-    assert sc.object_mask[:, :, 0].max() == 0 and sc.object_mask[:, :, -1].max() == 0
+
+
+@pytest.mark.parametrize("size", [32, 64])
+def test_objects_stay_whole_inside_the_picture(size):
+    """x = ±1 is as far as an object goes: every shape, largest, nearest and farthest, any yaw."""
+    base = S.scene_factors(0, "train", [0])
+    rows = []
+    for shape in range(len(S.SHAPE_NAMES)):
+        for x in (-1.0, 1.0):
+            for z in S.FACTOR_RANGES["z"]:
+                for yaw in (0.0, 0.8, -1.3):
+                    f = base.copy()
+                    f["shape"], f["x"], f["z"], f["yaw"], f["scale"] = shape, x, z, yaw, S.FACTOR_RANGES["scale"][1]
+                    rows.append(f)
+    m = S.render_scenes(np.concatenate(rows), size).object_mask
+    assert m[:, :, 0].max() == 0 and m[:, :, -1].max() == 0 and m[:, 0, :].max() == 0
+    assert m.sum((1, 2)).min() > 0
 
 
 def test_light_from_the_right_casts_the_shadow_to_the_left():
