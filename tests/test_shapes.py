@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+import nvp_core as nc
 import nvp_core.data as D
 from nvp_core import shapes as S
 
@@ -215,3 +216,42 @@ def test_generation_speed_is_printed(capsys):
         rate = 64 / (time.perf_counter() - t)
         with capsys.disabled():
             print(f"\nshapes: {rate:.0f} images/s at {size}x{size} (64-image batch)")
+
+
+# --------------------------------------------------------------------------- the Training tab offers it
+def test_training_tab_offers_shapes_and_trains_on_it(qtbot, tmp_path):
+    from types import SimpleNamespace
+
+    from explorer.panels.training import TrainingPanel
+    from nvp_core.train import TrainConfig
+
+    torch_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    panel = TrainingPanel(SimpleNamespace(flow=None, device=torch.device("cpu")))
+    qtbot.addWidget(panel)
+    try:
+        names = [panel.builtin.itemData(i) for i in range(panel.builtin.count())]
+        assert names == list(D.BUILTIN_DATASETS)
+        panel.use_folder.setChecked(True)
+        panel.builtin.setCurrentIndex(names.index("shapes"))  # choosing a set selects "Built-in"
+        assert panel.use_photos.isChecked() and panel.data_source() == "shapes"
+        panel.set_config(TrainConfig(data=D.PHOTO_CROPS))
+        assert panel.data_source() == D.PHOTO_CROPS
+        panel.set_config(TrainConfig(data="shapes"))
+        assert panel.data_source() == "shapes"
+        for box, value in ((panel.size_box, 8), (panel.width_box, 4), (panel.blocks, 1), (panel.scales, 2),
+                           (panel.max_width, 16), (panel.batch, 4), (panel.steps, 2), (panel.eval_every, 2),
+                           (panel.eval_images, 8), (panel.sample_every, 2), (panel.n_samples, 4),
+                           (panel.checkpoint_every, 1000)):
+            box.setValue(value)
+        panel.device.setCurrentIndex(panel.device.findData("cpu"))
+        panel.out.setText(str(tmp_path / "run"))
+        assert panel.config().data == "shapes" and panel.start_button.isEnabled(), panel.problem.text()
+        panel.start()
+        qtbot.waitUntil(lambda: not panel.running, timeout=120000)
+        assert panel.events[-1] == "done", (panel.events, panel.log.toPlainText())
+        assert nc.load_metadata(panel.model_path)["data"] == "shapes"
+    finally:
+        panel.shutdown()
+        torch.set_num_threads(torch_threads)
+
