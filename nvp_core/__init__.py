@@ -12,6 +12,8 @@ from .latents import (
     concat, flatten, level_images, make_generator, resample, select, slerp, spatial_layout, sphere,
     sphere_batch, sphere_weights, unflatten,
 )
+from .data import BUILTIN_DATASETS
+from .shapes import SHAPE_NAMES, Scenes, ShapesData, generate_scenes, render_scenes, scene_factors
 from .preprocess import dequantize, from_numpy_image, quantize, to_numpy_image
 from .train import TrainConfig, Trainer, TrainEvent
 
@@ -32,4 +34,5 @@ __all__ = [
     "from_numpy_image", "level_images", "load", "load_metadata", "make_generator", "quantize", "resample",
     "resolve_device", "save", "select", "slerp", "spatial_layout", "sphere", "sphere_batch",
     "sphere_weights", "to_numpy_image", "unflatten", "TrainConfig", "Trainer", "TrainEvent",
+    "BUILTIN_DATASETS", "SHAPE_NAMES", "Scenes", "ShapesData", "generate_scenes", "render_scenes", "scene_factors",
 ]

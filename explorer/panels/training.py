@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 import nvp_core as nc
 from nvp_core.checkpoint import CHECKPOINT_NAME
 from nvp_core.config import NORMS, FlowConfig
-from nvp_core.data import PHOTO_CROPS
+from nvp_core.data import BUILTIN_DATASETS, PHOTO_CROPS
 from nvp_core.train import TrainConfig, TrainEvent, Trainer, load_train_config
 
 from .. import export
@@ -177,9 +177,21 @@ class TrainingPanel(QWidget):
                                     sample_every=500)
 
         # ---- data
-        self.use_photos = QRadioButton("Built-in photo-crops")
-        self.use_photos.setToolTip("Crops of photos shipped with scikit-image, scikit-learn and matplotlib "
-                                   "(pip install -e .[data]); test crops come from disjoint regions")
+        # use_photos: "a built-in data set" (the name predates the second one); which one: self.builtin.
+        self.use_photos = QRadioButton("Built-in:")
+        self.builtin = QComboBox()
+        for name in BUILTIN_DATASETS:
+            self.builtin.addItem(name, name)
+        self.builtin.setItemData(BUILTIN_DATASETS.index(PHOTO_CROPS), "Crops of photos shipped with scikit-image, "
+                                 "scikit-learn and matplotlib (pip install -e .[data]); test crops come from "
+                                 "disjoint regions", Qt.ItemDataRole.ToolTipRole)
+        self.builtin.setItemData(BUILTIN_DATASETS.index("shapes"), "Generated 3D scenes: floor, wall and one "
+                                 "object (sphere, cube, cylinder, cone, torus) of varying hue, size, place "
+                                 "and light; a separate held-out test stream", Qt.ItemDataRole.ToolTipRole)
+        self.builtin.currentIndexChanged.connect(lambda _: self.use_photos.setChecked(True))
+        builtin_row = QHBoxLayout()
+        builtin_row.addWidget(self.use_photos)
+        builtin_row.addWidget(self.builtin, 1)
         self.use_folder = QRadioButton("Image folder:")
         group = QButtonGroup(self)
         group.addButton(self.use_photos)
@@ -197,7 +209,7 @@ class TrainingPanel(QWidget):
         self.crop.addItem("Random crops (textures)", "random")
         data_box = QGroupBox("Data")
         data_l = QVBoxLayout(data_box)
-        data_l.addWidget(self.use_photos)
+        data_l.addLayout(builtin_row)
         data_l.addWidget(self.use_folder)
         data_l.addLayout(folder_row)
         crop_form = QFormLayout()
@@ -437,7 +449,7 @@ class TrainingPanel(QWidget):
             self.out.setText(folder)
 
     def data_source(self) -> str:
-        return PHOTO_CROPS if self.use_photos.isChecked() else self.folder.text().strip()
+        return self.builtin.currentData() if self.use_photos.isChecked() else self.folder.text().strip()
 
     def config(self) -> TrainConfig:
         """The TrainConfig the form describes; ConfigError (naming the field) when invalid."""
@@ -466,7 +478,8 @@ class TrainingPanel(QWidget):
 
     def set_config(self, cfg: TrainConfig) -> None:
         """Fill the form from a TrainConfig (resume: the run's own settings)."""
-        if cfg.data == PHOTO_CROPS:
+        if cfg.data in BUILTIN_DATASETS:
+            self.builtin.setCurrentIndex(self.builtin.findData(cfg.data))
             self.use_photos.setChecked(True)
         else:
             self.use_folder.setChecked(True)
@@ -487,7 +500,7 @@ class TrainingPanel(QWidget):
 
     def _structural_widgets(self) -> list[QWidget]:
         """Settings a resumed run must keep (nvp_core.train.STRUCTURAL): locked while resuming."""
-        return [self.use_photos, self.use_folder, self.folder, self.folder_browse, self.crop, self.size_box,
+        return [self.use_photos, self.builtin, self.use_folder, self.folder, self.folder_browse, self.crop, self.size_box,
                 self.width_box, self.blocks, self.scales, self.max_width, self.norm, self.batch]
 
     def _resume_toggled(self, on: bool) -> None:
@@ -505,7 +518,7 @@ class TrainingPanel(QWidget):
         if self.use_folder.isChecked():
             folder = self.folder.text().strip()
             if not folder:
-                return "Choose a folder of training images, or use photo-crops."
+                return "Choose a folder of training images, or use a built-in data set."
             if not Path(folder).expanduser().is_dir():
                 return f"The data folder {folder} does not exist."
         if not self.out.text().strip():
