@@ -28,14 +28,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "figures", help="regenerate all docs figures (samples, sizes, information loss, manifold)",
         description="Write the seed page's figures for a model into OUT: samples at temperatures "
                     "0.5/0.7/1.0; samples at 1×, 2× and 10× the training size; the information-loss grid "
-                    "on held-out photo-crops test images (or --images); the manifold 8×8 grid over "
+                    "on held-out test images of the model's data set (or --images); the manifold 8×8 grid over "
                     "(φ, φ') at φ''=0 and a GIF sweeping φ''.",
     )
     common.add_model_arg(p)
     p.add_argument("--out", default="docs/figures", help="folder to write into (default: docs/figures)")
     p.add_argument("--images", metavar="DIR", default=None,
                    help="take the information-loss and manifold images from this folder instead of the "
-                        "photo-crops test split")
+                        "test split of the model's data set")
     p.add_argument("--seed", type=int, default=0, help="seed of every random draw (default: 0)")
     p.add_argument("--rows", type=common.positive_int, default=6,
                    help="images in the information-loss grid (default: 6)")
@@ -53,20 +53,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=common.guarded(run))
 
 
-def _test_images(size: int, count: int) -> np.ndarray:
-    """``count`` held-out photo-crops test crops, spread over the photos (the split is
-    ordered photo by photo, so evenly spaced picks land on different photos)."""
+def _test_images(flow, size: int, count: int) -> tuple[np.ndarray, str]:
+    """``count`` held-out test images of the data set the model was trained on (photo-crops
+    unless its metadata names another built-in set), evenly spread over the split — the
+    photo-crops split is ordered photo by photo, so the picks land on different photos."""
+    from ..data import BUILTIN_DATASETS, PHOTO_CROPS, load_data
+
+    meta = getattr(flow, "metadata", None)
+    meta = meta if isinstance(meta, dict) else {}
+    name = meta.get("data") if meta.get("data") in BUILTIN_DATASETS else PHOTO_CROPS
+    tc = meta.get("train_config") if isinstance(meta.get("train_config"), dict) else {}
+    n_test = tc.get("n_test_crops", TEST_SPLIT_SIZE)
+    seed = tc.get("seed", 0)
     try:
-        from ..data import load_photo_crops
-    except ImportError as exc:  # pragma: no cover - data.py ships with the package
-        raise DataError(f"the photo-crops data set is unavailable ({exc}); pass --images DIR") from None
-    try:
-        data = load_photo_crops(size, n_train=1, n_test=TEST_SPLIT_SIZE, seed=0)
-    except DataError as exc:
-        raise DataError(f"{exc}; or pass --images DIR") from None
+        data = load_data(name, size, n_train=1, n_test=int(n_test), seed=int(seed))
+    except (DataError, ImportError, TypeError, ValueError) as exc:
+        raise DataError(f"the {name} test split is unavailable ({exc}); pass --images DIR") from None
     test = data.test
     idx = [min(len(test) - 1, int((i + 0.5) * len(test) / count)) for i in range(count)]
-    return test[idx].permute(0, 2, 3, 1).contiguous().numpy()
+    return test[idx].permute(0, 2, 3, 1).contiguous().numpy(), f"{name} test split"
 
 
 def _folder_images(folder: str, size: int, count: int) -> np.ndarray:
@@ -100,8 +105,10 @@ def run(args: argparse.Namespace) -> int:
 
     # Images first: a missing data set fails before minutes of decoding.
     count = max(args.rows, 8)
-    images = _folder_images(args.images, s, count) if args.images else _test_images(s, count)
-    source = args.images or "photo-crops test split"
+    if args.images:
+        images, source = _folder_images(args.images, s, count), args.images
+    else:
+        images, source = _test_images(flow, s, count)
 
     cols = min(8, args.n)
     for t in TEMPERATURES:
