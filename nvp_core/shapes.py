@@ -186,7 +186,12 @@ def _groups(keys: np.ndarray, n_groups: int) -> list[tuple[int, np.ndarray]]:
 
 def _march(sdf, o: np.ndarray, d: np.ndarray, t: np.ndarray, t_end: np.ndarray, steps: int = 48,
            eps: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
-    """Sphere tracing: (hit?, t) per ray, rays starting at ``t`` and giving up past ``t_end``."""
+    """Sphere tracing: (hit?, t) per ray, rays starting at ``t`` and giving up past ``t_end``.
+
+    Finished rays are dropped every few steps, not every step: a ray on the surface
+    stays there (its steps are ~0) and one past ``t_end`` can only move on, so letting
+    them run a little longer changes nothing and saves the gathers.
+    """
     t = t.copy()
     hit = np.zeros(len(t), bool)
     live = np.arange(len(t))
@@ -194,9 +199,9 @@ def _march(sdf, o: np.ndarray, d: np.ndarray, t: np.ndarray, t_end: np.ndarray, 
     for it in range(steps):
         dist = sdf(o_l + t_l[:, None] * d_l)
         t_l = t_l + dist
-        done = dist < eps
-        gone = t_l > e_l
-        if done.any() or gone.any() or it == steps - 1:
+        if it % 4 == 3 or it == steps - 1:
+            done = dist < eps
+            gone = t_l > e_l
             hit[live[done & ~gone]] = True
             t[live] = t_l
             keep = ~(done | gone)
@@ -233,8 +238,9 @@ def _soft_shadow(sdf, o: np.ndarray, d: np.ndarray, t: np.ndarray, t_end: np.nda
 class _View:
     dirs: np.ndarray      # (P, 3) unit ray directions
     points: np.ndarray    # (P, 3) where each ray meets floor or wall
-    floor: np.ndarray     # (P,) bool: the ray meets the floor (else the wall)
+    floor: np.ndarray     # (P,) float32: 1 where the ray meets the floor, 0 on the wall
     normals: np.ndarray   # (P, 3)
+    falloff: np.ndarray   # (P,) a gentle darkening with distance from the camera: a depth cue
 
 
 @lru_cache(maxsize=8)
@@ -257,7 +263,35 @@ def _view(res: int) -> _View:
     t = np.minimum(t_floor, t_wall)
     points = CAMERA + t[:, None] * d
     normals = np.where(floor[:, None], [0.0, 1.0, 0.0], [0.0, 0.0, -1.0])
-    return _View(d.astype(np.float32), points.astype(np.float32), floor, normals.astype(np.float32))
+    falloff = 1.15 - 0.05 * np.linalg.norm(points - CAMERA, axis=-1)
+    return _View(d.astype(np.float32), points.astype(np.float32), floor.astype(np.float32),
+                 normals.astype(np.float32), falloff.astype(np.float32))
+
+
+@dataclass(frozen=True)
+class _Film:
+    """A size×size picture sampled ss×ss per pixel: the rays, and per output pixel the
+    box-filtered floor and wall terms that are the same for every scene."""
+
+    view: _View               # the (size·ss)² supersample rays
+    centres: _View            # one ray through each output pixel's centre
+    pixel_of: np.ndarray      # (P,) output pixel of each supersample
+    floor_cover: np.ndarray   # (size²,) fraction of each pixel's supersamples on the floor
+    floor_falloff: np.ndarray  # (size²,) mean over supersamples of floor × fall-off
+    wall_falloff: np.ndarray  # (size²,) the same for the wall
+
+
+@lru_cache(maxsize=8)
+def _film(size: int, ss: int) -> _Film:
+    view = _view(size * ss)
+    rows = np.arange(size * ss) // ss
+    pixel_of = (rows[:, None] * size + rows[None, :]).reshape(-1)
+
+    def down(a: np.ndarray) -> np.ndarray:
+        return (np.bincount(pixel_of, weights=a, minlength=size * size) / (ss * ss)).astype(np.float32)
+
+    return _Film(view, _view(size), pixel_of, down(view.floor), down(view.floor * view.falloff),
+                 down((1 - view.floor) * view.falloff))
 
 
 def _lateral_room(centre: np.ndarray, half_width: np.ndarray) -> np.ndarray:
@@ -334,9 +368,8 @@ def render_scenes(factors: np.ndarray, size: int, supersample: int | None = None
     if not isinstance(size, (int, np.integer)) or size < 4:
         raise DataError(f"scene size must be an integer of at least 4, got {size!r}")
     ss = int(supersample or default_supersample(size))
-    res = size * ss
-    view = _view(res)
-    n, p = len(factors), res * res
+    view = _view(size * ss)
+    n = len(factors)
     f32 = np.float32
 
     shape = factors["shape"].astype(np.int64)
@@ -349,38 +382,50 @@ def render_scenes(factors: np.ndarray, size: int, supersample: int | None = None
     az, el = factors["light_azimuth"], factors["light_elevation"]
     light = np.stack([np.sin(az) * np.cos(el), np.sin(el), -np.cos(az) * np.cos(el)], -1).astype(f32)
 
-    # ---- floor and wall: Lambert × shadow × contact occlusion
+    # ---- floor and wall: Lambert × soft shadow × contact occlusion × distance fall-off.
+    # Floor and wall are planes under a directional light, so their Lambert term is one
+    # number per image and surface; shadow and occlusion vary slowly, so they are computed
+    # once per output pixel (at its centre) and shared by its supersamples. Everything
+    # dense is thus at the output size; the supersamples the object covers are taken off
+    # afterwards.
+    film = _film(size, ss)
     floor_alb = hsv_to_rgb(factors["floor_hue"], FLOOR_SATURATION)
     wall_alb = hsv_to_rgb(factors["wall_hue"], WALL_SATURATION)
-    # Element-wise products, not a BLAS matmul: a scene's pixels must not depend on the batch it is in.
-    # Floor normal +y, wall normal −z: the Lambert term is one light component.
-    diffuse = np.clip(np.where(view.floor[None], light[:, 1:2], -light[:, 2:3]), 0.0, 1.0).astype(f32)  # (N, P)
-    visibility = np.ones((n, p), f32)
+    lit = np.clip(np.stack([light[:, 1], -light[:, 2]], -1), 0.0, 1.0)  # Lambert: floor normal +y, wall −z
+    centres = film.centres.points  # (size², 3)
+    shadow = np.ones((n, size * size), f32)
+    occlusion = np.ones((n, size * size), f32)
     # Shadow rays that pass near the object (its bounding sphere, widened for the penumbra).
-    img_i, pix_i, t0, t1 = _sphere_hits(view.points[None], light[:, None], centre[:, None], 1.5 * radius[:, None])
+    img_i, pix_i, t0, t1 = _sphere_hits(centres[None], light[:, None], centre[:, None], 1.5 * radius[:, None])
     if len(img_i):
-        s_i = shape[img_i]
-        o = _to_local((view.points[pix_i] - centre[img_i]) / unit[img_i, None], cos[img_i], sin[img_i])
+        o = _to_local((centres[pix_i] - centre[img_i]) / unit[img_i, None], cos[img_i], sin[img_i])
         d = _to_local(light[img_i], cos[img_i], sin[img_i])
         t_a, t_b = t0 / unit[img_i], t1 / unit[img_i]
         vis = np.ones(len(img_i), f32)
-        occl = np.ones(len(img_i), f32)
-        for g, sel in _groups(s_i, len(_SDFS)):
+        for g, sel in _groups(shape[img_i], len(_SDFS)):
             vis[sel] = _soft_shadow(_SDFS[g], o[sel], d[sel], t_a[sel], t_b[sel])
-            # Contact occlusion: the floor darkens where the object almost touches it.
-            occl[sel] = 1.0 - 0.6 * np.exp(-4.0 * np.maximum(_SDFS[g](o[sel]), 0.0))
-        visibility[img_i, pix_i] = vis
-    intensity = AMBIENT + (1 - AMBIENT) * diffuse * visibility  # (N, P)
+        shadow[img_i, pix_i] = vis
+    # Contact occlusion: floor and wall darken where the object almost touches them.
+    reach = radius + 1.0 * unit
+    dx, dy, dz = (centres[None, :, k] - centre[:, k, None] for k in range(3))
+    img_i, pix_i = np.nonzero(dx * dx + dy * dy + dz * dz < (reach * reach)[:, None])
     if len(img_i):
-        intensity[img_i, pix_i] *= occl
-    # A gentle fall-off with distance from the camera: depth cue for floor and wall.
-    dist = np.linalg.norm(view.points - CAMERA, axis=-1).astype(f32)
-    intensity *= (1.15 - 0.05 * dist)[None]
-    alb = np.where(view.floor[None, :, None], floor_alb[:, None], wall_alb[:, None])  # (N, P, 3)
-    rgb = alb * intensity[..., None]
+        o = _to_local((centres[pix_i] - centre[img_i]) / unit[img_i, None], cos[img_i], sin[img_i])
+        occ = np.ones(len(img_i), f32)
+        for g, sel in _groups(shape[img_i], len(_SDFS)):
+            occ[sel] = 1.0 - 0.6 * np.exp(-4.0 * np.maximum(_SDFS[g](o[sel]), 0.0))
+        occlusion[img_i, pix_i] = occ
+    # Light per unit albedo at each pixel centre, per surface: (N, size²).
+    floor_i = (AMBIENT + (1 - AMBIENT) * lit[:, :1] * shadow) * occlusion
+    wall_i = (AMBIENT + (1 - AMBIENT) * lit[:, 1:] * shadow) * occlusion
+    floor_light = floor_i * film.floor_falloff  # box-filtered over the pixel's floor supersamples
+    wall_light = wall_i * film.wall_falloff
+    floor_cov = np.repeat(film.floor_cover[None], n, 0)
 
     # ---- the object: sphere tracing on rays that meet its bounding sphere
-    obj_mask = np.zeros((n, p), f32)
+    obj_cov = np.zeros((n, size * size), f32)
+    obj_light = np.zeros((n, size * size), f32)
+    obj_spec = np.zeros((n, size * size), f32)
     img_i, pix_i, t0, t1 = _sphere_hits(CAMERA.astype(f32), view.dirs[None], centre[:, None], radius[:, None])
     if len(img_i):
         s_i = shape[img_i]
@@ -402,19 +447,30 @@ def render_scenes(factors: np.ndarray, size: int, supersample: int | None = None
         half_v = lw - view.dirs[pix_h]
         half_v /= np.linalg.norm(half_v, axis=-1, keepdims=True)
         spec = 0.35 * np.clip((nw * half_v).sum(-1), 0.0, 1.0) ** 30 * (lam > 0)
-        obj_alb = hsv_to_rgb(factors["object_hue"][img_h], OBJECT_SATURATION)
-        rgb[img_h, pix_h] = obj_alb * (AMBIENT + (1 - AMBIENT) * lam)[:, None] + spec[:, None]
-        obj_mask[img_h, pix_h] = 1.0
+        # Box filter of the sparse supersamples: sums into their output pixels.
+        q = film.pixel_of[pix_h]
+        flat = img_h * (size * size) + q
+        w = f32(1.0 / (ss * ss))
+        on_floor = film.view.floor[pix_h]
+        fall = film.view.falloff[pix_h] * w
 
-    # ---- box-filter the supersampled image down to size×size
-    def down(a: np.ndarray) -> np.ndarray:
-        return a.reshape(n, size, ss, size, ss, *a.shape[3:]).mean(axis=(2, 4))
+        def add(target: np.ndarray, weights: np.ndarray, sign: float = 1.0) -> None:
+            target += sign * np.bincount(flat, weights=weights, minlength=target.size).reshape(target.shape)
 
-    rgb = down(rgb.reshape(n, res, res, 3))
-    images = np.round(np.clip(rgb, 0.0, 1.0) * 255.0).astype(np.uint8)
-    obj = down(obj_mask.reshape(n, res, res))
-    floor = down(np.broadcast_to(view.floor.astype(f32), (n, p)).reshape(n, res, res) * (1 - obj_mask.reshape(n, res, res)))
-    return Scenes(images, factors, obj.astype(f32), floor.astype(f32))
+        add(obj_cov, np.full(len(flat), w))
+        add(obj_light, (AMBIENT + (1 - AMBIENT) * lam) * w)
+        add(obj_spec, spec * w)
+        # the floor and wall those supersamples hide
+        add(floor_light, floor_i[img_h, q] * fall * on_floor, -1.0)
+        add(wall_light, wall_i[img_h, q] * fall * (1.0 - on_floor), -1.0)
+        add(floor_cov, w * on_floor, -1.0)
+
+    obj_alb = hsv_to_rgb(factors["object_hue"], OBJECT_SATURATION)
+    rgb = (floor_alb[:, None] * floor_light[..., None] + wall_alb[:, None] * wall_light[..., None]
+           + obj_alb[:, None] * obj_light[..., None] + obj_spec[..., None])
+    images = np.round(np.clip(rgb, 0.0, 1.0) * 255.0).astype(np.uint8).reshape(n, size, size, 3)
+    return Scenes(images, factors, obj_cov.reshape(n, size, size),
+                  np.clip(floor_cov, 0.0, 1.0).reshape(n, size, size))
 
 
 def generate_scenes(seed: int, split: str, indices: Sequence[int] | np.ndarray, size: int,
