@@ -25,6 +25,7 @@ scenes can be rendered in any order, in any batch, and come out identical.
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable, Sequence
@@ -486,17 +487,19 @@ class ShapesData(TrainData):
     The training scenes are indices ``0 … n_train−1`` of the ``train`` stream, visited in
     the usual per-epoch permutation; a scene is rendered the first time a batch needs
     it and cached, so later epochs cost nothing. The test set is scenes
-    ``0 … n_test−1`` of the separate ``test`` stream, rendered up front.
+    ``0 … n_test−1`` of the separate ``test`` stream, rendered up front. ``workers`` > 1
+    renders in that many threads (numpy releases the GIL in its array loops).
     """
 
     def __init__(self, size: int, n_train: int = 50000, n_test: int = 2000, seed: int = 0,
-                 supersample: int | None = None) -> None:
+                 supersample: int | None = None, workers: int = 1) -> None:
         if n_train < 1 or n_test < 1:
             raise DataError(f"{SHAPES}: need at least one training and one test scene "
                             f"(got {n_train} and {n_test})")
         self.seed, self.supersample, self.n_train = int(seed), supersample, int(n_train)
-        test = torch.cat([generate_scenes(seed, "test", np.arange(a, min(a + 256, n_test)), size,
-                                          supersample).chw() for a in range(0, n_test, 256)])
+        self.workers = max(1, int(workers))
+        self.size = size
+        test = self._render("test", np.arange(n_test))
         info = {
             "generator": "nvp_core.shapes", "shapes": list(SHAPE_NAMES), "train_scenes": n_train,
             "test_scenes": n_test, "seed": self.seed, "supersample": supersample or default_supersample(size),
@@ -515,16 +518,30 @@ class ShapesData(TrainData):
         """Render scenes of this data set with their factors and masks (for the explorer and tests)."""
         return generate_scenes(self.seed, split, indices, self.size, self.supersample)
 
+    def _render(self, split: str, indices: np.ndarray, chunk: int = 256) -> torch.Tensor:
+        """uint8 (N, 3, S, S) images of scenes ``indices``, in chunks over ``workers`` threads."""
+        per = max(16, min(chunk, -(-len(indices) // self.workers)))
+        parts = [indices[a:a + per] for a in range(0, len(indices), per)]
+
+        def one(part: np.ndarray) -> torch.Tensor:
+            return generate_scenes(self.seed, split, part, self.size, self.supersample).chw()
+
+        if self.workers > 1 and len(parts) > 1:
+            with ThreadPoolExecutor(max_workers=self.workers) as pool:
+                return torch.cat(list(pool.map(one, parts)))
+        return torch.cat([one(p) for p in parts])
+
     def _gather(self, start: int, count: int, step: int, seed: int, offset: int, total: int) -> torch.Tensor:
         order = self._orders.setdefault(seed, _Order(self.n_train, seed))
         idx = order.indices(start, count)
         need = np.unique(idx.numpy()[~self._ready[idx.numpy()]])
         if len(need):
-            self._cache[torch.from_numpy(need)] = self.scenes(need).chw()
+            self._cache[torch.from_numpy(need)] = self._render("train", need)
             self._ready[need] = True
         return self._cache[idx]
 
 
-def load_shapes(size: int = 32, n_train: int = 50000, n_test: int = 2000, seed: int = 0) -> ShapesData:
+def load_shapes(size: int = 32, n_train: int = 50000, n_test: int = 2000, seed: int = 0,
+                workers: int = 1) -> ShapesData:
     """The built-in ``shapes`` data set at size×size (see ShapesData)."""
-    return ShapesData(size, n_train=n_train, n_test=n_test, seed=seed)
+    return ShapesData(size, n_train=n_train, n_test=n_test, seed=seed, workers=workers)

@@ -206,6 +206,11 @@ def test_load_data_shapes_gives_train_data():
     assert torch.equal(again.batch(3, 8, seed=5), data.batch(3, 8, seed=5))
     halves = torch.cat([again.batch(7, 4, seed=5, rank=r, world=2) for r in (0, 1)])
     assert torch.equal(halves, data.batch(7, 8, seed=5))
+    # threads render the same scenes
+    threaded = S.ShapesData(32, n_train=40, n_test=40, seed=1, workers=3)
+    assert torch.equal(threaded.test[:12], data.test)
+    assert torch.equal(threaded.batch(3, 40, seed=5), D.load_data("shapes", 32, seed=1, n_train=40,
+                                                                   n_test=12, workers=1).batch(3, 40, seed=5))
 
 
 def test_generation_speed_is_printed(capsys):
