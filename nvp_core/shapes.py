@@ -119,6 +119,43 @@ def hsv_to_rgb(h: np.ndarray, s: float | np.ndarray, v: float | np.ndarray = 1.0
     return v - v * s * np.clip(np.minimum(k, 4.0 - k), 0.0, 1.0)
 
 
+HUE_NAMES: tuple[str, ...] = ("red", "orange", "yellow", "lime", "green", "spring green", "cyan", "azure",
+                              "blue", "violet", "magenta", "rose")
+
+
+def hue_name(hue: float) -> str:
+    """The nearest of twelve colour words for an HSV hue in [0, 1)."""
+    return HUE_NAMES[int(round(float(hue) * 12)) % 12]
+
+
+def factor_dict(record: np.void | np.ndarray) -> dict[str, str | float]:
+    """One scene's factors as plain Python values (``shape`` as its name): for tables and JSON."""
+    out: dict[str, str | float] = {"shape": SHAPE_NAMES[int(record["shape"])]}
+    out.update({k: float(record[k]) for k in FACTOR_RANGES})
+    return out
+
+
+def describe(record: np.void | np.ndarray) -> str:
+    """A scene in words, e.g. "large red cube, left front, turned 30°, on a blue floor before a
+    yellow wall, light from the right": how the explorer can caption a test scene."""
+    scale = float(record["scale"])
+    size = "small " if scale < 0.92 else "large " if scale > 1.08 else ""
+    x, z = float(record["x"]), float(record["z"])
+    side = "left" if x < -0.33 else "right" if x > 0.33 else "centre"
+    depth = "front" if z < -0.1 else "back" if z > 0.4 else "middle"
+    az = float(record["light_azimuth"])
+    light = "the left" if az < -0.35 else "the right" if az > 0.35 else "the front"
+    shape = SHAPE_NAMES[int(record["shape"])]
+    turn = "" if shape in ("sphere", "cylinder", "cone") else f", turned {math.degrees(float(record['yaw'])):.0f}°"
+    floor, wall = hue_name(record["floor_hue"]), hue_name(record["wall_hue"])
+
+    def a(word: str) -> str:
+        return ("an " if word[0] in "aeiou" else "a ") + word
+
+    return (f"{size}{hue_name(record['object_hue'])} {shape}, {side} {depth}{turn}, on {a(floor)} floor "
+            f"before {a(wall)} wall, light from {light}")
+
+
 # --------------------------------------------------------------------------- SDFs (local units)
 def _length2(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sqrt(a * a + b * b)
@@ -368,6 +405,8 @@ def render_scenes(factors: np.ndarray, size: int, supersample: int | None = None
         raise DataError("factors must be an array of shapes.FACTOR_DTYPE (see scene_factors)")
     if not isinstance(size, (int, np.integer)) or size < 4:
         raise DataError(f"scene size must be an integer of at least 4, got {size!r}")
+    if supersample is not None and (not isinstance(supersample, (int, np.integer)) or supersample < 1):
+        raise DataError(f"supersample must be a positive integer, got {supersample!r}")
     ss = int(supersample or default_supersample(size))
     view = _view(size * ss)
     n = len(factors)

@@ -260,3 +260,34 @@ def test_training_tab_offers_shapes_and_trains_on_it(qtbot, tmp_path):
         panel.shutdown()
         torch.set_num_threads(torch_threads)
 
+
+
+def test_depth_raises_and_shrinks_the_object_and_elevation_brightens_the_floor():
+    base = S.scene_factors(0, "train", [0])
+    base["shape"], base["x"] = 1, 0.0
+    sc = S.render_scenes(with_factors(base, z=np.array([-0.6, 0.2, 0.9], np.float32)), 64)
+    rows = np.arange(64)
+    bottom = [rows[m.sum(1) > 0].max() for m in sc.object_mask]
+    area = sc.object_mask.sum((1, 2))
+    assert bottom[0] > bottom[1] > bottom[2] and area[0] > area[1] > area[2]
+    base["z"], base["x"] = 0.9, -1.0  # object far left, away from the floor patch measured
+    lo, hi = S.FACTOR_RANGES["light_elevation"]
+    sc = S.render_scenes(with_factors(base, light_elevation=np.array([lo, hi], np.float32)), 32)
+    patch = sc.images[:, -6:, 20:].astype(float).mean((1, 2, 3))
+    assert patch[1] > 1.15 * patch[0]
+
+
+def test_descriptions_and_factor_dicts():
+    f = S.scene_factors(0, "train", np.arange(50))
+    for r in f:
+        d = S.factor_dict(r)
+        assert d["shape"] in S.SHAPE_NAMES and set(d) == set(S.FACTOR_NAMES)
+        text = S.describe(r)
+        assert d["shape"] in text and S.hue_name(d["object_hue"]) in text
+    assert [S.hue_name(h) for h in (0.0, 1 / 3, 2 / 3, 0.99)] == ["red", "green", "blue", "red"]
+    base = f[:1].copy()
+    base["shape"], base["scale"], base["x"], base["light_azimuth"] = 1, 1.2, -0.9, 0.9
+    assert S.describe(base[0]).startswith("large ") and "left" in S.describe(base[0])
+    assert "light from the right" in S.describe(base[0]) and "turned" in S.describe(base[0])
+    with pytest.raises(D.DataError, match="supersample"):
+        S.render_scenes(f[:1], 16, supersample=0)
