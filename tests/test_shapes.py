@@ -291,3 +291,23 @@ def test_descriptions_and_factor_dicts():
     assert "light from the right" in S.describe(base[0]) and "turned" in S.describe(base[0])
     with pytest.raises(D.DataError, match="supersample"):
         S.render_scenes(f[:1], 16, supersample=0)
+
+
+def test_nvp_train_shapes_from_the_command_line(tmp_path, capsys):
+    from nvp_core.cli import main
+
+    out = tmp_path / "run"
+    code = main(["train", "shapes", "--out", str(out), "--size", "8", "--steps", "2", "--batch-size", "4",
+                 "--width", "4", "--blocks", "1", "--scales", "2", "--max-width", "8", "--eval-every", "2",
+                 "--eval-images", "8", "--train-crops", "16", "--test-crops", "8", "--device", "cpu",
+                 "--threads", "1", "--quiet", "--workers", "1"])
+    assert code == 0, capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "training on shapes: 16 train / 8 test images at 8×8" in err
+    meta = nc.load_metadata(out / "model")
+    # the model file records which scenes it saw, and the factor ranges
+    assert meta["data"] == "shapes" and meta["data_info"]["train_scenes"] == 16
+    assert meta["data_info"]["factor_ranges"]["scale"] == list(S.FACTOR_RANGES["scale"])
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert "shapes" in capsys.readouterr().out
