@@ -20,7 +20,9 @@ so even 32×32 scenes have clean edges.
 
 Image ``i`` of split ``s`` is a pure function of ``(seed, s, i)``: its factors are
 drawn from a random stream seeded by exactly those three numbers, so any subset of
-scenes can be rendered in any order, in any batch, and come out identical.
+scenes can be rendered in any order, in any batch, and come out identical (bit for
+bit on one machine; numpy's float32 sin/exp kernels differ by CPU, so on another
+machine a rare pixel may differ by one level).
 """
 from __future__ import annotations
 
