@@ -460,7 +460,7 @@ def load_data(
     if str(source) == SHAPES:
         from .shapes import load_shapes  # shapes builds on TrainData: a module-level import would be a cycle
 
-        return load_shapes(size, n_train=n_train, n_test=n_test, seed=seed)
+        return load_shapes(size, n_train=n_train, n_test=n_test, seed=seed, workers=workers or min(8, os.cpu_count() or 1))
     return load_folder(source, size, crop=crop, seed=seed, workers=workers)
 
 

@@ -20,11 +20,14 @@ so even 32×32 scenes have clean edges.
 
 Image ``i`` of split ``s`` is a pure function of ``(seed, s, i)``: its factors are
 drawn from a random stream seeded by exactly those three numbers, so any subset of
-scenes can be rendered in any order, in any batch, and come out identical.
+scenes can be rendered in any order, in any batch, and come out identical (bit for
+bit on one machine; numpy's float32 sin/exp kernels differ by CPU, so on another
+machine a rare pixel may differ by one level).
 """
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable, Sequence
@@ -118,6 +121,43 @@ def hsv_to_rgb(h: np.ndarray, s: float | np.ndarray, v: float | np.ndarray = 1.0
     return v - v * s * np.clip(np.minimum(k, 4.0 - k), 0.0, 1.0)
 
 
+HUE_NAMES: tuple[str, ...] = ("red", "orange", "yellow", "lime", "green", "spring green", "cyan", "azure",
+                              "blue", "violet", "magenta", "rose")
+
+
+def hue_name(hue: float) -> str:
+    """The nearest of twelve colour words for an HSV hue in [0, 1)."""
+    return HUE_NAMES[int(round(float(hue) * 12)) % 12]
+
+
+def factor_dict(record: np.void | np.ndarray) -> dict[str, str | float]:
+    """One scene's factors as plain Python values (``shape`` as its name): for tables and JSON."""
+    out: dict[str, str | float] = {"shape": SHAPE_NAMES[int(record["shape"])]}
+    out.update({k: float(record[k]) for k in FACTOR_RANGES})
+    return out
+
+
+def describe(record: np.void | np.ndarray) -> str:
+    """A scene in words, e.g. "large red cube, left front, turned 30°, on a blue floor before a
+    yellow wall, light from the right": how the explorer can caption a test scene."""
+    scale = float(record["scale"])
+    size = "small " if scale < 0.92 else "large " if scale > 1.08 else ""
+    x, z = float(record["x"]), float(record["z"])
+    side = "left" if x < -0.33 else "right" if x > 0.33 else "centre"
+    depth = "front" if z < -0.1 else "back" if z > 0.4 else "middle"
+    az = float(record["light_azimuth"])
+    light = "the left" if az < -0.35 else "the right" if az > 0.35 else "the front"
+    shape = SHAPE_NAMES[int(record["shape"])]
+    turn = "" if shape in ("sphere", "cylinder", "cone") else f", turned {math.degrees(float(record['yaw'])):.0f}°"
+    floor, wall = hue_name(record["floor_hue"]), hue_name(record["wall_hue"])
+
+    def a(word: str) -> str:
+        return ("an " if word[0] in "aeiou" else "a ") + word
+
+    return (f"{size}{hue_name(record['object_hue'])} {shape}, {side} {depth}{turn}, on {a(floor)} floor "
+            f"before {a(wall)} wall, light from {light}")
+
+
 # --------------------------------------------------------------------------- SDFs (local units)
 def _length2(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sqrt(a * a + b * b)
@@ -186,7 +226,12 @@ def _groups(keys: np.ndarray, n_groups: int) -> list[tuple[int, np.ndarray]]:
 
 def _march(sdf, o: np.ndarray, d: np.ndarray, t: np.ndarray, t_end: np.ndarray, steps: int = 48,
            eps: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
-    """Sphere tracing: (hit?, t) per ray, rays starting at ``t`` and giving up past ``t_end``."""
+    """Sphere tracing: (hit?, t) per ray, rays starting at ``t`` and giving up past ``t_end``.
+
+    Finished rays are dropped every few steps, not every step: a ray on the surface
+    stays there (its steps are ~0) and one past ``t_end`` can only move on, so letting
+    them run a little longer changes nothing and saves the gathers.
+    """
     t = t.copy()
     hit = np.zeros(len(t), bool)
     live = np.arange(len(t))
@@ -194,9 +239,9 @@ def _march(sdf, o: np.ndarray, d: np.ndarray, t: np.ndarray, t_end: np.ndarray, 
     for it in range(steps):
         dist = sdf(o_l + t_l[:, None] * d_l)
         t_l = t_l + dist
-        done = dist < eps
-        gone = t_l > e_l
-        if done.any() or gone.any() or it == steps - 1:
+        if it % 4 == 3 or it == steps - 1:
+            done = dist < eps
+            gone = t_l > e_l
             hit[live[done & ~gone]] = True
             t[live] = t_l
             keep = ~(done | gone)
@@ -233,8 +278,9 @@ def _soft_shadow(sdf, o: np.ndarray, d: np.ndarray, t: np.ndarray, t_end: np.nda
 class _View:
     dirs: np.ndarray      # (P, 3) unit ray directions
     points: np.ndarray    # (P, 3) where each ray meets floor or wall
-    floor: np.ndarray     # (P,) bool: the ray meets the floor (else the wall)
+    floor: np.ndarray     # (P,) float32: 1 where the ray meets the floor, 0 on the wall
     normals: np.ndarray   # (P, 3)
+    falloff: np.ndarray   # (P,) a gentle darkening with distance from the camera: a depth cue
 
 
 @lru_cache(maxsize=8)
@@ -257,7 +303,35 @@ def _view(res: int) -> _View:
     t = np.minimum(t_floor, t_wall)
     points = CAMERA + t[:, None] * d
     normals = np.where(floor[:, None], [0.0, 1.0, 0.0], [0.0, 0.0, -1.0])
-    return _View(d.astype(np.float32), points.astype(np.float32), floor, normals.astype(np.float32))
+    falloff = 1.15 - 0.05 * np.linalg.norm(points - CAMERA, axis=-1)
+    return _View(d.astype(np.float32), points.astype(np.float32), floor.astype(np.float32),
+                 normals.astype(np.float32), falloff.astype(np.float32))
+
+
+@dataclass(frozen=True)
+class _Film:
+    """A size×size picture sampled ss×ss per pixel: the rays, and per output pixel the
+    box-filtered floor and wall terms that are the same for every scene."""
+
+    view: _View               # the (size·ss)² supersample rays
+    centres: _View            # one ray through each output pixel's centre
+    pixel_of: np.ndarray      # (P,) output pixel of each supersample
+    floor_cover: np.ndarray   # (size²,) fraction of each pixel's supersamples on the floor
+    floor_falloff: np.ndarray  # (size²,) mean over supersamples of floor × fall-off
+    wall_falloff: np.ndarray  # (size²,) the same for the wall
+
+
+@lru_cache(maxsize=8)
+def _film(size: int, ss: int) -> _Film:
+    view = _view(size * ss)
+    rows = np.arange(size * ss) // ss
+    pixel_of = (rows[:, None] * size + rows[None, :]).reshape(-1)
+
+    def down(a: np.ndarray) -> np.ndarray:
+        return (np.bincount(pixel_of, weights=a, minlength=size * size) / (ss * ss)).astype(np.float32)
+
+    return _Film(view, _view(size), pixel_of, down(view.floor), down(view.floor * view.falloff),
+                 down((1 - view.floor) * view.falloff))
 
 
 def _lateral_room(centre: np.ndarray, half_width: np.ndarray) -> np.ndarray:
@@ -333,10 +407,11 @@ def render_scenes(factors: np.ndarray, size: int, supersample: int | None = None
         raise DataError("factors must be an array of shapes.FACTOR_DTYPE (see scene_factors)")
     if not isinstance(size, (int, np.integer)) or size < 4:
         raise DataError(f"scene size must be an integer of at least 4, got {size!r}")
+    if supersample is not None and (not isinstance(supersample, (int, np.integer)) or supersample < 1):
+        raise DataError(f"supersample must be a positive integer, got {supersample!r}")
     ss = int(supersample or default_supersample(size))
-    res = size * ss
-    view = _view(res)
-    n, p = len(factors), res * res
+    view = _view(size * ss)
+    n = len(factors)
     f32 = np.float32
 
     shape = factors["shape"].astype(np.int64)
@@ -349,38 +424,50 @@ def render_scenes(factors: np.ndarray, size: int, supersample: int | None = None
     az, el = factors["light_azimuth"], factors["light_elevation"]
     light = np.stack([np.sin(az) * np.cos(el), np.sin(el), -np.cos(az) * np.cos(el)], -1).astype(f32)
 
-    # ---- floor and wall: Lambert × shadow × contact occlusion
+    # ---- floor and wall: Lambert × soft shadow × contact occlusion × distance fall-off.
+    # Floor and wall are planes under a directional light, so their Lambert term is one
+    # number per image and surface; shadow and occlusion vary slowly, so they are computed
+    # once per output pixel (at its centre) and shared by its supersamples. Everything
+    # dense is thus at the output size; the supersamples the object covers are taken off
+    # afterwards.
+    film = _film(size, ss)
     floor_alb = hsv_to_rgb(factors["floor_hue"], FLOOR_SATURATION)
     wall_alb = hsv_to_rgb(factors["wall_hue"], WALL_SATURATION)
-    # Element-wise products, not a BLAS matmul: a scene's pixels must not depend on the batch it is in.
-    # Floor normal +y, wall normal −z: the Lambert term is one light component.
-    diffuse = np.clip(np.where(view.floor[None], light[:, 1:2], -light[:, 2:3]), 0.0, 1.0).astype(f32)  # (N, P)
-    visibility = np.ones((n, p), f32)
+    lit = np.clip(np.stack([light[:, 1], -light[:, 2]], -1), 0.0, 1.0)  # Lambert: floor normal +y, wall −z
+    centres = film.centres.points  # (size², 3)
+    shadow = np.ones((n, size * size), f32)
+    occlusion = np.ones((n, size * size), f32)
     # Shadow rays that pass near the object (its bounding sphere, widened for the penumbra).
-    img_i, pix_i, t0, t1 = _sphere_hits(view.points[None], light[:, None], centre[:, None], 1.5 * radius[:, None])
+    img_i, pix_i, t0, t1 = _sphere_hits(centres[None], light[:, None], centre[:, None], 1.5 * radius[:, None])
     if len(img_i):
-        s_i = shape[img_i]
-        o = _to_local((view.points[pix_i] - centre[img_i]) / unit[img_i, None], cos[img_i], sin[img_i])
+        o = _to_local((centres[pix_i] - centre[img_i]) / unit[img_i, None], cos[img_i], sin[img_i])
         d = _to_local(light[img_i], cos[img_i], sin[img_i])
         t_a, t_b = t0 / unit[img_i], t1 / unit[img_i]
         vis = np.ones(len(img_i), f32)
-        occl = np.ones(len(img_i), f32)
-        for g, sel in _groups(s_i, len(_SDFS)):
+        for g, sel in _groups(shape[img_i], len(_SDFS)):
             vis[sel] = _soft_shadow(_SDFS[g], o[sel], d[sel], t_a[sel], t_b[sel])
-            # Contact occlusion: the floor darkens where the object almost touches it.
-            occl[sel] = 1.0 - 0.6 * np.exp(-4.0 * np.maximum(_SDFS[g](o[sel]), 0.0))
-        visibility[img_i, pix_i] = vis
-    intensity = AMBIENT + (1 - AMBIENT) * diffuse * visibility  # (N, P)
+        shadow[img_i, pix_i] = vis
+    # Contact occlusion: floor and wall darken where the object almost touches them.
+    reach = radius + 1.0 * unit
+    dx, dy, dz = (centres[None, :, k] - centre[:, k, None] for k in range(3))
+    img_i, pix_i = np.nonzero(dx * dx + dy * dy + dz * dz < (reach * reach)[:, None])
     if len(img_i):
-        intensity[img_i, pix_i] *= occl
-    # A gentle fall-off with distance from the camera: depth cue for floor and wall.
-    dist = np.linalg.norm(view.points - CAMERA, axis=-1).astype(f32)
-    intensity *= (1.15 - 0.05 * dist)[None]
-    alb = np.where(view.floor[None, :, None], floor_alb[:, None], wall_alb[:, None])  # (N, P, 3)
-    rgb = alb * intensity[..., None]
+        o = _to_local((centres[pix_i] - centre[img_i]) / unit[img_i, None], cos[img_i], sin[img_i])
+        occ = np.ones(len(img_i), f32)
+        for g, sel in _groups(shape[img_i], len(_SDFS)):
+            occ[sel] = 1.0 - 0.6 * np.exp(-4.0 * np.maximum(_SDFS[g](o[sel]), 0.0))
+        occlusion[img_i, pix_i] = occ
+    # Light per unit albedo at each pixel centre, per surface: (N, size²).
+    floor_i = (AMBIENT + (1 - AMBIENT) * lit[:, :1] * shadow) * occlusion
+    wall_i = (AMBIENT + (1 - AMBIENT) * lit[:, 1:] * shadow) * occlusion
+    floor_light = floor_i * film.floor_falloff  # box-filtered over the pixel's floor supersamples
+    wall_light = wall_i * film.wall_falloff
+    floor_cov = np.repeat(film.floor_cover[None], n, 0)
 
     # ---- the object: sphere tracing on rays that meet its bounding sphere
-    obj_mask = np.zeros((n, p), f32)
+    obj_cov = np.zeros((n, size * size), f32)
+    obj_light = np.zeros((n, size * size), f32)
+    obj_spec = np.zeros((n, size * size), f32)
     img_i, pix_i, t0, t1 = _sphere_hits(CAMERA.astype(f32), view.dirs[None], centre[:, None], radius[:, None])
     if len(img_i):
         s_i = shape[img_i]
@@ -402,19 +489,30 @@ def render_scenes(factors: np.ndarray, size: int, supersample: int | None = None
         half_v = lw - view.dirs[pix_h]
         half_v /= np.linalg.norm(half_v, axis=-1, keepdims=True)
         spec = 0.35 * np.clip((nw * half_v).sum(-1), 0.0, 1.0) ** 30 * (lam > 0)
-        obj_alb = hsv_to_rgb(factors["object_hue"][img_h], OBJECT_SATURATION)
-        rgb[img_h, pix_h] = obj_alb * (AMBIENT + (1 - AMBIENT) * lam)[:, None] + spec[:, None]
-        obj_mask[img_h, pix_h] = 1.0
+        # Box filter of the sparse supersamples: sums into their output pixels.
+        q = film.pixel_of[pix_h]
+        flat = img_h * (size * size) + q
+        w = f32(1.0 / (ss * ss))
+        on_floor = film.view.floor[pix_h]
+        fall = film.view.falloff[pix_h] * w
 
-    # ---- box-filter the supersampled image down to size×size
-    def down(a: np.ndarray) -> np.ndarray:
-        return a.reshape(n, size, ss, size, ss, *a.shape[3:]).mean(axis=(2, 4))
+        def add(target: np.ndarray, weights: np.ndarray, sign: float = 1.0) -> None:
+            target += sign * np.bincount(flat, weights=weights, minlength=target.size).reshape(target.shape)
 
-    rgb = down(rgb.reshape(n, res, res, 3))
-    images = np.round(np.clip(rgb, 0.0, 1.0) * 255.0).astype(np.uint8)
-    obj = down(obj_mask.reshape(n, res, res))
-    floor = down(np.broadcast_to(view.floor.astype(f32), (n, p)).reshape(n, res, res) * (1 - obj_mask.reshape(n, res, res)))
-    return Scenes(images, factors, obj.astype(f32), floor.astype(f32))
+        add(obj_cov, np.full(len(flat), w))
+        add(obj_light, (AMBIENT + (1 - AMBIENT) * lam) * w)
+        add(obj_spec, spec * w)
+        # the floor and wall those supersamples hide
+        add(floor_light, floor_i[img_h, q] * fall * on_floor, -1.0)
+        add(wall_light, wall_i[img_h, q] * fall * (1.0 - on_floor), -1.0)
+        add(floor_cov, w * on_floor, -1.0)
+
+    obj_alb = hsv_to_rgb(factors["object_hue"], OBJECT_SATURATION)
+    rgb = (floor_alb[:, None] * floor_light[..., None] + wall_alb[:, None] * wall_light[..., None]
+           + obj_alb[:, None] * obj_light[..., None] + obj_spec[..., None])
+    images = np.round(np.clip(rgb, 0.0, 1.0) * 255.0).astype(np.uint8).reshape(n, size, size, 3)
+    return Scenes(images, factors, obj_cov.reshape(n, size, size),
+                  np.clip(floor_cov, 0.0, 1.0).reshape(n, size, size))
 
 
 def generate_scenes(seed: int, split: str, indices: Sequence[int] | np.ndarray, size: int,
@@ -430,17 +528,19 @@ class ShapesData(TrainData):
     The training scenes are indices ``0 … n_train−1`` of the ``train`` stream, visited in
     the usual per-epoch permutation; a scene is rendered the first time a batch needs
     it and cached, so later epochs cost nothing. The test set is scenes
-    ``0 … n_test−1`` of the separate ``test`` stream, rendered up front.
+    ``0 … n_test−1`` of the separate ``test`` stream, rendered up front. ``workers`` > 1
+    renders in that many threads (numpy releases the GIL in its array loops).
     """
 
     def __init__(self, size: int, n_train: int = 50000, n_test: int = 2000, seed: int = 0,
-                 supersample: int | None = None) -> None:
+                 supersample: int | None = None, workers: int = 1) -> None:
         if n_train < 1 or n_test < 1:
             raise DataError(f"{SHAPES}: need at least one training and one test scene "
                             f"(got {n_train} and {n_test})")
         self.seed, self.supersample, self.n_train = int(seed), supersample, int(n_train)
-        test = torch.cat([generate_scenes(seed, "test", np.arange(a, min(a + 256, n_test)), size,
-                                          supersample).chw() for a in range(0, n_test, 256)])
+        self.workers = max(1, int(workers))
+        self.size = size
+        test = self._render("test", np.arange(n_test))
         info = {
             "generator": "nvp_core.shapes", "shapes": list(SHAPE_NAMES), "train_scenes": n_train,
             "test_scenes": n_test, "seed": self.seed, "supersample": supersample or default_supersample(size),
@@ -459,16 +559,30 @@ class ShapesData(TrainData):
         """Render scenes of this data set with their factors and masks (for the explorer and tests)."""
         return generate_scenes(self.seed, split, indices, self.size, self.supersample)
 
+    def _render(self, split: str, indices: np.ndarray, chunk: int = 256) -> torch.Tensor:
+        """uint8 (N, 3, S, S) images of scenes ``indices``, in chunks over ``workers`` threads."""
+        per = max(16, min(chunk, -(-len(indices) // self.workers)))
+        parts = [indices[a:a + per] for a in range(0, len(indices), per)]
+
+        def one(part: np.ndarray) -> torch.Tensor:
+            return generate_scenes(self.seed, split, part, self.size, self.supersample).chw()
+
+        if self.workers > 1 and len(parts) > 1:
+            with ThreadPoolExecutor(max_workers=self.workers) as pool:
+                return torch.cat(list(pool.map(one, parts)))
+        return torch.cat([one(p) for p in parts])
+
     def _gather(self, start: int, count: int, step: int, seed: int, offset: int, total: int) -> torch.Tensor:
         order = self._orders.setdefault(seed, _Order(self.n_train, seed))
         idx = order.indices(start, count)
         need = np.unique(idx.numpy()[~self._ready[idx.numpy()]])
         if len(need):
-            self._cache[torch.from_numpy(need)] = self.scenes(need).chw()
+            self._cache[torch.from_numpy(need)] = self._render("train", need)
             self._ready[need] = True
         return self._cache[idx]
 
 
-def load_shapes(size: int = 32, n_train: int = 50000, n_test: int = 2000, seed: int = 0) -> ShapesData:
+def load_shapes(size: int = 32, n_train: int = 50000, n_test: int = 2000, seed: int = 0,
+                workers: int = 1) -> ShapesData:
     """The built-in ``shapes`` data set at size×size (see ShapesData)."""
-    return ShapesData(size, n_train=n_train, n_test=n_test, seed=seed)
+    return ShapesData(size, n_train=n_train, n_test=n_test, seed=seed, workers=workers)

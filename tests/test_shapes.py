@@ -206,6 +206,11 @@ def test_load_data_shapes_gives_train_data():
     assert torch.equal(again.batch(3, 8, seed=5), data.batch(3, 8, seed=5))
     halves = torch.cat([again.batch(7, 4, seed=5, rank=r, world=2) for r in (0, 1)])
     assert torch.equal(halves, data.batch(7, 8, seed=5))
+    # threads render the same scenes
+    threaded = S.ShapesData(32, n_train=40, n_test=40, seed=1, workers=3)
+    assert torch.equal(threaded.test[:12], data.test)
+    assert torch.equal(threaded.batch(3, 40, seed=5), D.load_data("shapes", 32, seed=1, n_train=40,
+                                                                   n_test=12, workers=1).batch(3, 40, seed=5))
 
 
 def test_generation_speed_is_printed(capsys):
@@ -255,3 +260,54 @@ def test_training_tab_offers_shapes_and_trains_on_it(qtbot, tmp_path):
         panel.shutdown()
         torch.set_num_threads(torch_threads)
 
+
+
+def test_depth_raises_and_shrinks_the_object_and_elevation_brightens_the_floor():
+    base = S.scene_factors(0, "train", [0])
+    base["shape"], base["x"] = 1, 0.0
+    sc = S.render_scenes(with_factors(base, z=np.array([-0.6, 0.2, 0.9], np.float32)), 64)
+    rows = np.arange(64)
+    bottom = [rows[m.sum(1) > 0].max() for m in sc.object_mask]
+    area = sc.object_mask.sum((1, 2))
+    assert bottom[0] > bottom[1] > bottom[2] and area[0] > area[1] > area[2]
+    base["z"], base["x"] = 0.9, -1.0  # object far left, away from the floor patch measured
+    lo, hi = S.FACTOR_RANGES["light_elevation"]
+    sc = S.render_scenes(with_factors(base, light_elevation=np.array([lo, hi], np.float32)), 32)
+    patch = sc.images[:, -6:, 20:].astype(float).mean((1, 2, 3))
+    assert patch[1] > 1.15 * patch[0]
+
+
+def test_descriptions_and_factor_dicts():
+    f = S.scene_factors(0, "train", np.arange(50))
+    for r in f:
+        d = S.factor_dict(r)
+        assert d["shape"] in S.SHAPE_NAMES and set(d) == set(S.FACTOR_NAMES)
+        text = S.describe(r)
+        assert d["shape"] in text and S.hue_name(d["object_hue"]) in text
+    assert [S.hue_name(h) for h in (0.0, 1 / 3, 2 / 3, 0.99)] == ["red", "green", "blue", "red"]
+    base = f[:1].copy()
+    base["shape"], base["scale"], base["x"], base["light_azimuth"] = 1, 1.2, -0.9, 0.9
+    assert S.describe(base[0]).startswith("large ") and "left" in S.describe(base[0])
+    assert "light from the right" in S.describe(base[0]) and "turned" in S.describe(base[0])
+    with pytest.raises(D.DataError, match="supersample"):
+        S.render_scenes(f[:1], 16, supersample=0)
+
+
+def test_nvp_train_shapes_from_the_command_line(tmp_path, capsys):
+    from nvp_core.cli import main
+
+    out = tmp_path / "run"
+    code = main(["train", "shapes", "--out", str(out), "--size", "8", "--steps", "2", "--batch-size", "4",
+                 "--width", "4", "--blocks", "1", "--scales", "2", "--max-width", "8", "--eval-every", "2",
+                 "--eval-images", "8", "--train-crops", "16", "--test-crops", "8", "--device", "cpu",
+                 "--threads", "1", "--quiet", "--workers", "1"])
+    assert code == 0, capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "training on shapes: 16 train / 8 test images at 8×8" in err
+    meta = nc.load_metadata(out / "model")
+    # the model file records which scenes it saw, and the factor ranges
+    assert meta["data"] == "shapes" and meta["data_info"]["train_scenes"] == 16
+    assert meta["data_info"]["factor_ranges"]["scale"] == list(S.FACTOR_RANGES["scale"])
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert "shapes" in capsys.readouterr().out

@@ -44,7 +44,7 @@ OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
     ("--temperature", "sample_temperature", float, "temperature of the sample grids"),
     ("--checkpoint-every", "checkpoint_every", int, "steps between checkpoints"),
     ("--seed", "seed", int, "seed of model init, data order, crops and noise"),
-    ("--workers", "num_workers", int, "threads decoding the image folder at start (0: auto)"),
+    ("--workers", "num_workers", int, "threads decoding the image folder or rendering shapes (0: auto)"),
     ("--crop", "crop", str, "folders: center (centre crop + resize) or random (crops of textures)"),
     ("--train-crops", "n_train_crops", int, "built-in sets: number of training crops / scenes"),
     ("--test-crops", "n_test_crops", int, "built-in sets: number of test crops / scenes"),
