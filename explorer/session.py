@@ -6,9 +6,11 @@ latents, the angles) — and hands it to the render worker. Tasks never read the
 session again, so the GUI thread may keep changing it while a task runs, and
 the same code is testable without a window.
 
-All the mathematics goes through ``nvp_core``: fitting images, encode/decode
-under ``torch.inference_mode()``, ``nc.resample``, ``nc.sphere``,
-``nc.sphere_batch`` and ``nc.level_images``.
+All the work on the model goes through ``nvp_core``'s one pipeline (chunked,
+cancellable through the worker's ``progress``): ``nc.encode_and_score``,
+``nc.decode_images``, ``nc.sphere_images``, ``nc.infoloss_columns``,
+``nc.sample_images``. Angles are degrees here (what the sliders show) and
+radians from ``Angles.radians()`` on.
 """
 from __future__ import annotations
 
@@ -28,9 +30,8 @@ from PIL import Image
 import nvp_core as nc
 from nvp_core.errors import DataError, ModelFileError, NVPError
 from nvp_core.images import find_images, fit_image, grid, is_image_path, open_image
-
-Latents = list[torch.Tensor]
-Progress = Callable[[float], None]
+from nvp_core.latents import Latents
+from nvp_core.pipeline import Progress, part_progress
 Task = Callable[[Progress], Any]
 
 N_ANCHORS = 8
@@ -40,13 +41,6 @@ SESSION_SUFFIX = ".nvps"
 # Originals are kept (for re-fitting when a model of another size is opened) but
 # capped, so a folder of 40-megapixel photos does not fill memory or a session file.
 ORIGINAL_MAX_SIDE = 512
-# Images per decode batch: bounds peak memory for grids and sweeps and gives the
-# worker a point to report progress and notice a cancel between chunks.
-DECODE_PIXELS_PER_CHUNK = 16 * 32 * 32
-
-
-def _no_progress(_: float) -> None:
-    return None
 
 
 # ---------------------------------------------------------------- pieces of state
@@ -116,11 +110,6 @@ class CanvasSettings:
 
 
 # ---------------------------------------------------------------- pure helpers
-def image_to_tensor(pixels: np.ndarray | Sequence[np.ndarray]) -> torch.Tensor:
-    """uint8 (H,W,3) or (N,H,W,3) → uint8 torch (N,3,H,W)."""
-    return nc.from_numpy_image(np.asarray(pixels, dtype=np.uint8))
-
-
 def cap_original(arr: np.ndarray, max_side: int = ORIGINAL_MAX_SIDE) -> np.ndarray:
     h, w = arr.shape[:2]
     if max(h, w) <= max_side:
@@ -170,36 +159,6 @@ def read_images(paths: Iterable[str | os.PathLike]) -> tuple[list[tuple[str, np.
     return items, errors
 
 
-def _chunks(n: int, per: int) -> list[range]:
-    per = max(1, per)
-    return [range(i, min(n, i + per)) for i in range(0, n, per)]
-
-
-def _chunk_size(height: int, width: int) -> int:
-    return max(1, DECODE_PIXELS_PER_CHUNK // max(1, height * width))
-
-
-def decode_images(flow: nc.RealNVP, zs: Latents, progress: Progress = _no_progress) -> np.ndarray:
-    """Latents (batch N) → uint8 (N, H, W, 3), decoded in memory-bounded chunks."""
-    n = zs[0].shape[0]
-    h, w = _image_hw(zs)
-    out = []
-    chunks = _chunks(n, _chunk_size(h, w))
-    dev = flow.device
-    with torch.inference_mode(), flow.evaluating():
-        for i, idx in enumerate(chunks):
-            part = [z[idx.start:idx.stop].to(dev) for z in zs]
-            out.append(nc.to_numpy_image(flow.decode(part)))
-            progress((i + 1) / len(chunks))
-    return np.concatenate(out, axis=0)
-
-
-def _image_hw(zs: Latents) -> tuple[int, int]:
-    """The image size whose latents these are (the last level is 2^(L−1) times smaller)."""
-    m = 2 ** (len(zs) - 1)
-    return zs[-1].shape[2] * m, zs[-1].shape[3] * m
-
-
 def level_maps(zs: Latents) -> list[np.ndarray]:
     """Per level, float32 (C_in, h_k, w_k): z^(k) in the input's layout (nc.level_images), sample 0."""
     with torch.inference_mode():
@@ -207,30 +166,20 @@ def level_maps(zs: Latents) -> list[np.ndarray]:
 
 
 def encode_pixels(
-    flow: nc.RealNVP, pixels: np.ndarray, progress: Progress = _no_progress
+    flow: nc.RealNVP, pixels: np.ndarray, progress: Progress | None = None
 ) -> tuple[list[Latents], np.ndarray, np.ndarray]:
     """uint8 (N,H,W,3) → (per-image latents, reconstructions uint8, bits/dim (N,)).
 
     Midpoint dequantization: the same picture always gives the same latents, and
-    uint8 → encode → decode → uint8 is exact.
+    uint8 → encode → decode → uint8 is exact. Latents and bits/dim come from one pass.
     """
-    n = pixels.shape[0]
-    h, w = pixels.shape[1:3]
-    latents: list[Latents] = []
-    recons, bpds = [], []
-    chunks = _chunks(n, _chunk_size(h, w))
-    dev = flow.device
-    with torch.inference_mode(), flow.evaluating():
-        for i, idx in enumerate(chunks):
-            x8 = image_to_tensor(pixels[idx.start:idx.stop]).to(dev)
-            x = nc.dequantize(x8, noise=False)
-            zs = flow.encode(x)
-            bpds.append(flow.bits_per_dim(x8, noise=False).float().cpu().numpy())
-            recons.append(nc.to_numpy_image(flow.decode(zs)))
-            for j in range(len(idx)):
-                latents.append(nc.select(zs, j))
-            progress((i + 1) / len(chunks))
-    return latents, np.concatenate(recons), np.concatenate(bpds)
+    zs, bpds = nc.encode_and_score(flow, pixels, progress=_half(progress, 0))
+    recons = nc.decode_images(flow, zs, progress=_half(progress, 1))
+    return [nc.select(zs, j) for j in range(len(pixels))], recons, bpds
+
+
+def _half(progress: Progress | None, part: int) -> Progress | None:
+    return None if progress is None else part_progress(progress, part, 2)
 
 
 def model_size(flow: nc.RealNVP) -> tuple[int, int]:
@@ -250,7 +199,7 @@ def check_box(box: Sequence[int], original: np.ndarray) -> tuple[int, int, int, 
 
 
 def encode_items(
-    flow: nc.RealNVP, items: Sequence[tuple[str, np.ndarray, str | None]], progress: Progress = _no_progress,
+    flow: nc.RealNVP, items: Sequence[tuple[str, np.ndarray, str | None]], progress: Progress | None = None,
     boxes: Sequence[tuple[int, int, int, int] | None] | None = None,
 ) -> list[ImageEntry]:
     """(name, original, source) triples → encoded :class:`ImageEntry` objects at the model's size.
@@ -287,15 +236,13 @@ def sample_anchor(flow: nc.RealNVP, seed: int, temperature: float, label: str | 
 
 
 def sample_anchors(flow: nc.RealNVP, seeds: Sequence[int], temperature: float,
-                   labels: Sequence[str | None] | None = None, progress: Progress = _no_progress) -> list[Anchor]:
+                   labels: Sequence[str | None] | None = None, progress: Progress | None = None) -> list[Anchor]:
     """One anchor per seed (each seed its own generator, so an anchor never depends on the
     others drawn with it), decoded as one batch."""
     h, w = model_size(flow)
     labels = list(labels) if labels is not None else [None] * len(seeds)
-    with torch.inference_mode():
-        per_seed = [flow.sample_latents(1, h, w, temperature=temperature, generator=int(s)) for s in seeds]
-        zs = nc.concat(per_seed)
-    thumbs = decode_images(flow, zs, progress)
+    per_seed = nc.seeded_latents(flow, seeds, h, w, temperature)
+    thumbs = nc.decode_images(flow, nc.concat(per_seed), progress=progress)
     return [Anchor(kind="sample", label=lab or f"sample {seed}", latents=z, thumbnail=thumbs[i],
                    seed=int(seed), temperature=float(temperature))
             for i, (seed, lab, z) in enumerate(zip(seeds, labels, per_seed))]
@@ -310,63 +257,24 @@ def infoloss_image(
     flow: nc.RealNVP, zs: Latents, levels: Iterable[int], temperature: float, seed: int, mode: str
 ) -> np.ndarray:
     """Decode z with the chosen levels replaced by ε^(k) (or zeros): uint8 (H, W, 3)."""
-    with torch.inference_mode(), flow.evaluating():
-        z2 = nc.resample(zs, sorted(levels), temperature=temperature, generator=int(seed), mode=mode)
-        return nc.to_numpy_image(flow.decode(z2))[0]
+    return nc.infoloss_columns(flow, zs, [sorted(levels)], temperature, seed, mode)[0, 0]
 
 
 def infoloss_strip(
-    flow: nc.RealNVP, zs: Latents, temperature: float, seed: int, mode: str,
-    progress: Progress = _no_progress,
+    flow: nc.RealNVP, zs: Latents, temperature: float, seed: int, mode: str, progress: Progress | None = None,
 ) -> list[np.ndarray]:
     """The seed page's figure for one image: [g(z), g(ε¹, z²…), g(ε¹, ε², z³…), …], L columns.
 
     Every column uses the same seed, so ε^(1) is the same noise in all of them and
     the strip shows only what each further level adds.
     """
-    levels = len(zs)
-    batch = []
-    for k in range(levels):
-        batch.append(nc.resample(zs, range(1, k + 1), temperature=temperature, generator=int(seed), mode=mode))
-    with torch.inference_mode():
-        frames = decode_images(flow, nc.concat(batch), progress)
-    return list(frames)
+    sets = nc.infoloss_level_sets(len(zs))
+    return list(nc.infoloss_columns(flow, zs, sets, temperature, seed, mode, progress=progress)[0])
 
 
 def manifold_image(flow: nc.RealNVP, anchors: Sequence[Latents], angles: Angles) -> np.ndarray:
     """The decoded point of the sphere at the given angles: uint8 (H, W, 3)."""
-    with torch.inference_mode(), flow.evaluating():
-        zs = nc.sphere(anchors, *angles.radians())
-        return nc.to_numpy_image(flow.decode(zs))[0]
-
-
-def manifold_frames(
-    flow: nc.RealNVP, anchors: Sequence[Latents], angles_deg: Sequence[tuple[float, float, float]],
-    progress: Progress = _no_progress,
-) -> np.ndarray:
-    """Many sphere points (degrees) decoded in batches: uint8 (N, H, W, 3)."""
-    rad = [tuple(math.radians(a) for a in t) for t in angles_deg]
-    with torch.inference_mode():
-        zs = nc.sphere_batch(anchors, rad)
-    return decode_images(flow, zs, progress)
-
-
-def manifold_grid_angles(phi2: float, n: int = 8) -> list[tuple[float, float, float]]:
-    """Row-major n×n angles: rows step φ, columns step φ′ over [0°, 90°] (z1 top-left … z7 bottom-right)."""
-    steps = [90.0 * i / (n - 1) for i in range(n)] if n > 1 else [0.0]
-    return [(a, b, phi2) for a in steps for b in steps]
-
-
-def sweep_angles(start: Angles, which: str, frames: int, span: float = 360.0) -> list[tuple[float, float, float]]:
-    """``frames`` angle triples moving one angle (``"phi"``, ``"phi1"``, ``"phi2"``) over ``span`` degrees."""
-    if which not in ("phi", "phi1", "phi2"):
-        raise ValueError(f"unknown angle {which!r}")
-    out = []
-    for i in range(frames):
-        a = Angles(*start.as_tuple())
-        setattr(a, which, (getattr(start, which) + span * i / frames) % 360.0)
-        out.append(a.as_tuple())
-    return out
+    return nc.sphere_images(flow, anchors, [angles.radians()])[0]
 
 
 def model_summary(flow: nc.RealNVP) -> dict[str, Any]:
@@ -594,19 +502,22 @@ class Session:
         """The n×n grid over (φ, φ′) at the current φ″, decoded on the worker: (grid image, frames)."""
         flow = self.require_flow()
         anchors = self.anchor_latents()
-        angles = manifold_grid_angles(self.angles.phi2, n)
+        # φ and φ′ over [0°, 90°]: z1 top-left, z3 top-right, z5 bottom-left, z7 bottom-right
+        angles = nc.manifold_angles(n, n, math.radians(self.angles.phi2), span=math.pi / 2, endpoint=True)
 
         def run(progress: Progress) -> np.ndarray:
-            frames = manifold_frames(flow, anchors, angles, progress)
+            frames = nc.sphere_images(flow, anchors, angles, progress=progress)
             return grid(frames, cols=n, pad=1, value=24)
 
         return run
 
     def manifold_sweep_task(self, which: str, frames: int, span: float = 360.0) -> Task:
+        """``frames`` sphere points moving angle ``which`` from the current angles over ``span``
+        degrees (the sliders' unit; nvp_core takes radians)."""
         flow = self.require_flow()
         anchors = self.anchor_latents()
-        angles = sweep_angles(self.angles, which, frames, span)
-        return lambda progress: list(manifold_frames(flow, anchors, angles, progress))
+        angles = nc.sweep_angles(which, frames, self.angles.radians(), math.radians(span))
+        return lambda progress: list(nc.sphere_images(flow, anchors, angles, progress=progress))
 
     def sample_anchors_task(self, slots: Sequence[int], seeds: Sequence[int], temperature: float) -> Task:
         flow = self.require_flow()
@@ -624,9 +535,7 @@ class Session:
         h, w = model_size(flow)
 
         def run(progress: Progress) -> np.ndarray:
-            with torch.inference_mode():
-                zs = flow.sample_latents(n, h, w, temperature=temperature, generator=int(seed))
-            frames = decode_images(flow, zs, progress)
+            frames = nc.sample_images(flow, n, h, w, temperature, int(seed), progress=progress)
             return grid(frames, cols=int(math.ceil(math.sqrt(n))), pad=1, value=24)
 
         return run
@@ -819,8 +728,8 @@ def read_session(path: str | os.PathLike) -> SessionDocument:
 
 __all__ = [
     "Anchor", "Angles", "CanvasSettings", "ImageEntry", "InfoLossSettings", "N_ANCHORS", "SESSION_SUFFIX",
-    "Session", "SessionDocument", "decode_images", "encode_items", "example_images", "expand_paths",
+    "Session", "SessionDocument", "encode_items", "example_images", "expand_paths",
     "image_anchor", "infoloss_image", "infoloss_strip", "is_image_path", "is_model_path", "is_session_path",
-    "level_maps", "load_model", "manifold_frames", "manifold_grid_angles", "manifold_image", "model_summary",
-    "read_images", "read_session", "sample_anchor", "sample_anchors", "sweep_angles",
+    "level_maps", "load_model", "manifold_image", "model_summary", "read_images", "read_session",
+    "sample_anchor", "sample_anchors",
 ]

@@ -122,7 +122,8 @@ def test_grid_and_sweep(session):
     frames = _run(session.manifold_sweep_task("phi2", 4))
     assert len(frames) == 4
     assert np.abs(frames[1].astype(int) - entries[1].recon.astype(int)).max() <= 1  # φ″ = 90° → z2
-    assert S.sweep_angles(S.Angles(10, 0, 0), "phi", 4) == [(10.0, 0, 0), (100.0, 0, 0), (190.0, 0, 0), (280.0, 0, 0)]
+    np.testing.assert_allclose(nc.sweep_angles("phi", 4, S.Angles(10, 0, 0).radians()),
+                               np.radians([(10.0, 0, 0), (100.0, 0, 0), (190.0, 0, 0), (280.0, 0, 0)]))
 
 
 def test_information_loss(session):
