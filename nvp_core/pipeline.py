@@ -166,11 +166,18 @@ def seeded_latents(flow: RealNVP, seeds: Iterable[int], height: int | None = Non
 def sample_seeded(flow: RealNVP, seeds: Sequence[int], height: int | None = None, width: int | None = None,
                   temperature: float = 0.7, batch_size: int | None = None,
                   progress: Progress | None = None, cancel: Cancel | None = None) -> np.ndarray:
-    """One sample per seed, uint8 (len(seeds), H, W, C): image i is the single sample of seed i."""
+    """One sample per seed, uint8 (len(seeds), H, W, C): image i is the single sample of seed i.
+    Latents are drawn a chunk at a time, so 64 canvases of 512×512 never sit in memory at once."""
+    seeds = [int(s) for s in seeds]
     if not seeds:
         raise ShapeError("the number of samples must be ≥ 1, got 0")
-    zs = concat(seeded_latents(flow, seeds, height, width, temperature))
-    return decode_images(flow, zs, batch_size, progress, cancel)
+    height = height or flow.config.image_size
+    width = width or height
+
+    def latents(i: int, j: int) -> Latents:
+        return concat(seeded_latents(flow, seeds[i:j], height, width, temperature))
+
+    return _decode_in_chunks(flow, len(seeds), chunk_size(height, width, batch_size), latents, progress, cancel)
 
 
 def sphere_images(flow: RealNVP, anchors: Sequence[Latents], angles: Sequence[Angles3],
@@ -182,14 +189,23 @@ def sphere_images(flow: RealNVP, anchors: Sequence[Latents], angles: Sequence[An
     angles = list(angles)
     if not angles:
         raise ShapeError("nothing to decode: no angles given")
+
+    def latents(i: int, j: int) -> Latents:
+        with torch.inference_mode():
+            return sphere_batch(anchors, angles[i:j])
+
     size = chunk_size(*image_size_of(anchors[0]), batch_size)
-    chunks = _chunks(len(angles), size)
+    return _decode_in_chunks(flow, len(angles), size, latents, progress, cancel)
+
+
+def _decode_in_chunks(flow: RealNVP, n: int, size: int, latents: Callable[[int, int], Latents],
+                      progress: Progress | None, cancel: Cancel | None) -> np.ndarray:
+    """Decode n images whose latents ``latents(i, j)`` makes only when chunk [i, j) is due."""
+    chunks = _chunks(n, size)
     parts = []
     for c, (i, j) in enumerate(chunks):
         sub = None if progress is None else part_progress(progress, c, len(chunks))
-        with torch.inference_mode():
-            zs = sphere_batch(anchors, angles[i:j])
-        parts.append(decode_images(flow, zs, size, sub, cancel))
+        parts.append(decode_images(flow, latents(i, j), size, sub, cancel))
     return np.concatenate(parts)
 
 

@@ -1,23 +1,19 @@
 """Canvas: sample the flow at any size (1×, 2×, 10× the training size or custom).
 
 The flow is convolutional, so latents with the shapes of a bigger image decode
-into a bigger "texture" of the data set (DESIGN.md §1, Extrapolation). A 10×
-canvas is hundreds of times the work of one sample, so it runs on its own
-cancellable worker thread rather than the shared latest-wins renderer: the
-window stays live, a progress bar moves per coupling network, and Cancel stops
-the job at the next network call (its result is dropped).
+into a bigger "texture" of the data set (DESIGN.md §1, Extrapolation). The work
+runs as a :class:`CanvasJob` on its own thread (nvp_core samples, reports
+progress per decoded scale and stops on Cancel); this panel only asks and shows.
 """
 from __future__ import annotations
 
 import math
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-import torch
-from PySide6.QtCore import QCoreApplication, QObject, QPointF, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QPointF, Qt, QThread, Signal, Slot
 from PySide6.QtGui import QPalette
 from PySide6.QtWidgets import (
     QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QProgressBar,
@@ -25,116 +21,12 @@ from PySide6.QtWidgets import (
 )
 
 import nvp_core as nc
-from nvp_core.layers.resnet import ResNet
 
 from .. import export
+from .canvas_job import CanvasJob
 
 MAX_SIDE = 4096
 PRESETS = (("1×", 1), ("2×", 2), ("10×", 10))
-
-
-class _Cancelled(Exception):
-    """Raised inside the flow (from a module hook) to abandon a job."""
-
-
-def describe_failure(exc: BaseException, width: int, height: int) -> str:
-    """A message a user can act on, for anything a generation job can raise."""
-    text = str(exc)
-    oom = isinstance(exc, MemoryError) or (
-        isinstance(exc, RuntimeError)
-        and any(k in text.lower() for k in ("out of memory", "can't allocate", "cannot allocate", "not enough memory"))
-    )
-    if oom:
-        return (f"Out of memory generating a {width}×{height} canvas. "
-                "Try a smaller size, fewer images, or the CPU if the GPU is small.")
-    if isinstance(exc, nc.NVPError):
-        return text
-    return f"Generation failed: {type(exc).__name__}: {text}"
-
-
-class CanvasJob(QObject):
-    """Samples ``count`` images of ``width``×``height`` on a worker thread.
-
-    Image ``i`` uses seed ``seed + i``, so the first image of a batch equals the
-    single image for that seed, and any image can be regenerated alone.
-    Progress is counted in coupling-network calls (roughly equal work each:
-    area shrinks 4× per level while width doubles), observed through forward
-    pre-hooks that fire only on this job's thread; the same hooks raise to
-    cancel, so a cancel takes effect within one network call.
-    """
-
-    progress = Signal(int, int)          # units done, units total
-    image_ready = Signal(int, object)    # index, uint8 (H, W, 3)
-    finished = Signal(object)            # list of uint8 arrays
-    failed = Signal(str)
-    cancelled = Signal()
-
-    def __init__(self, flow: nc.RealNVP, width: int, height: int, temperature: float, seed: int,
-                 count: int) -> None:
-        super().__init__()
-        self.flow = flow
-        self.width, self.height = int(width), int(height)
-        self.temperature = float(temperature)
-        self.seed, self.count = int(seed), int(count)
-        self._cancel = threading.Event()
-        self._thread_id: int | None = None
-        self._done = 0
-        self._nets = [m for m in flow.modules() if isinstance(m, ResNet)]
-        self.total = self.count * max(1, len(self._nets))
-
-    def cancel(self) -> None:
-        """Thread-safe: ask the job to stop at its next network call."""
-        self._cancel.set()
-
-    @property
-    def is_cancelled(self) -> bool:
-        return self._cancel.is_set()
-
-    def _hook(self, module: torch.nn.Module, args: tuple) -> None:
-        if threading.get_ident() != self._thread_id:
-            return  # another thread (the explorer's renderer) shares this flow
-        if self._cancel.is_set():
-            raise _Cancelled
-        self._done += 1
-        self.progress.emit(self._done, self.total)
-
-    @Slot()
-    def run(self) -> None:
-        self._thread_id = threading.get_ident()
-        handles = [m.register_forward_pre_hook(self._hook) for m in self._nets]
-        images: list[np.ndarray] = []
-        try:
-            self.flow.check_size(self.height, self.width)
-            for i in range(self.count):
-                if self._cancel.is_set():
-                    raise _Cancelled
-                images.append(self._one(self.seed + i))
-                self._done = (i + 1) * max(1, len(self._nets))
-                self.progress.emit(self._done, self.total)
-                self.image_ready.emit(i, images[-1])
-        except _Cancelled:
-            self.cancelled.emit()
-            return
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a message; the panel survives
-            if self.flow.device.type == "cuda":
-                torch.cuda.empty_cache()
-            self.failed.emit(describe_failure(exc, self.width, self.height))
-            return
-        finally:
-            for h in handles:
-                h.remove()
-        self.finished.emit(images)
-
-    def _one(self, seed: int) -> np.ndarray:
-        flow = self.flow
-        with torch.inference_mode():
-            zs = flow.sample_latents(1, self.height, self.width, self.temperature, generator=seed)
-            if flow.training:  # never the case for a loaded model, but never decode with batch stats
-                with flow.evaluating():
-                    x = flow.decode(zs)
-            else:
-                x = flow.decode(zs)
-            return nc.to_numpy_image(x[0])
 
 
 class SnapSpinBox(QSpinBox):
@@ -504,7 +396,7 @@ class CanvasPanel(QWidget):
             self.placeholder.setText("Cancelled")
             self.progress.setValue(0)
             self.progress.setFormat("cancelled")
-            self._set_status("Cancelled; the previous result is kept.")
+            self._set_status("Cancelled; the previous result is kept." if self.shown is not None else "Cancelled.")
 
     @Slot()
     def _on_thread_done(self) -> None:
