@@ -7,55 +7,22 @@ progress per decoded scale and stops on Cancel); this panel only asks and shows.
 """
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
 import numpy as np
-import pyqtgraph as pg
-from PySide6.QtCore import QCoreApplication, QPointF, Qt, QThread, Signal, Slot
-from PySide6.QtGui import QPalette
+from PySide6.QtCore import QCoreApplication, Qt, QThread, Signal, Slot
 from PySide6.QtWidgets import (
-    QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QProgressBar,
-    QPushButton, QSizePolicy, QSpinBox, QVBoxLayout, QWidget,
+    QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout,
+    QWidget,
 )
 
 import nvp_core as nc
 
 from .. import export
+from .canvas_form import CanvasForm
 from .canvas_job import CanvasJob
-
-MAX_SIDE = 4096
-PRESETS = (("1×", 1), ("2×", 2), ("10×", 10))
-
-
-class SnapSpinBox(QSpinBox):
-    """A spin box whose value snaps to multiples of ``multiple`` (2^(L−1))."""
-
-    def __init__(self, multiple: int = 1, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setRange(1, MAX_SIDE)
-        self.set_multiple(multiple)
-        self.editingFinished.connect(self.snap)
-
-    def set_multiple(self, multiple: int) -> None:
-        self.multiple = max(1, int(multiple))
-        self.setMinimum(self.multiple)
-        self.setMaximum(MAX_SIDE // self.multiple * self.multiple)
-        self.setSingleStep(self.multiple)
-        self.snap()
-
-    def snapped(self, value: int | None = None) -> int:
-        v = self.value() if value is None else value
-        m = self.multiple
-        return int(min(self.maximum(), max(m, round(v / m) * m)))
-
-    def snap(self) -> None:
-        if self.value() != self.snapped():
-            self.setValue(self.snapped())
-
-    def stepBy(self, steps: int) -> None:  # noqa: N802 - Qt override
-        self.setValue(self.snapped() + steps * self.multiple)
+from .canvas_view import CanvasView
 
 
 class CanvasPanel(QWidget):
@@ -83,47 +50,29 @@ class CanvasPanel(QWidget):
 
     # ------------------------------------------------------------------ UI
     def _build(self) -> None:
-        self.preset = QComboBox()
-        self.width_box = SnapSpinBox()
-        self.height_box = SnapSpinBox()
-        for box in (self.width_box, self.height_box):
-            box.setSuffix(" px")
-            box.valueChanged.connect(self._size_changed)
-        self.size_hint = QLabel()
-        self.size_hint.setWordWrap(True)
-        self.size_hint.setForegroundRole(QPalette.ColorRole.PlaceholderText)
-        self.temperature = QDoubleSpinBox()
-        self.temperature.setRange(0.0, 2.0)
-        self.temperature.setSingleStep(0.05)
-        self.temperature.setDecimals(2)
-        self.temperature.setValue(0.7)
-        self.temperature.setToolTip("Latents are drawn from N(0, T²I); lower T gives smoother, more typical images")
-        self.seed = QSpinBox()
-        self.seed.setRange(0, 2**31 - 1)
-        self.seed.setToolTip("Image i of a batch uses seed + i")
-        dice = QPushButton("Random")
-        dice.setToolTip("Pick a random seed")
-        dice.clicked.connect(lambda: self.seed.setValue(int(np.random.default_rng().integers(0, 2**31 - 1))))
-        seed_row = QHBoxLayout()
-        seed_row.setContentsMargins(0, 0, 0, 0)
-        seed_row.addWidget(self.seed, 1)
-        seed_row.addWidget(dice)
-        self.count = QSpinBox()
-        self.count.setRange(1, 64)
-        self.count.setToolTip("Number of images (shown as a grid)")
+        self.form = CanvasForm()
+        f = self.form  # the controls keep their names on the panel (tests, the session mirror)
+        self.preset, self.width_box, self.height_box = f.preset, f.width_box, f.height_box
+        self.size_hint, self.temperature, self.seed, self.count = f.size_hint, f.temperature, f.seed, f.count
+        self.canvas_view = CanvasView()
+        controls = QVBoxLayout()
+        controls.addWidget(self.form)
+        controls.addLayout(self._build_run_controls())
+        controls.addWidget(self.progress)
+        controls.addWidget(self.status)
+        controls.addWidget(self._build_result_box())
+        controls.addStretch(1)
+        side = QWidget()
+        side.setLayout(controls)
+        side.setFixedWidth(290)
+        layout = QHBoxLayout(self)
+        layout.addWidget(side)
+        layout.addWidget(self.canvas_view, 1)
+        self.form.changed.connect(self._store_settings)
+        self._update_buttons()
 
-        form = QFormLayout()
-        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        form.addRow("Preset:", self.preset)
-        form.addRow("Width:", self.width_box)
-        form.addRow("Height:", self.height_box)
-        form.addRow("", self.size_hint)
-        form.addRow("Temperature:", self.temperature)
-        form.addRow("Seed:", seed_row)
-        form.addRow("Count:", self.count)
-        settings = QGroupBox("Canvas")
-        settings.setLayout(form)
-
+    def _build_run_controls(self) -> QHBoxLayout:
+        """Generate / Cancel, and the progress bar and status line under them."""
         self.generate_button = QPushButton("Generate")
         self.generate_button.setDefault(True)
         self.generate_button.clicked.connect(self.generate)
@@ -141,7 +90,10 @@ class CanvasPanel(QWidget):
         self.status = QLabel("")
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        return run_row
 
+    def _build_result_box(self) -> QGroupBox:
+        """Which image to show, Save PNG / Save all, Fit view."""
         self.show_combo = QComboBox()
         self.show_combo.currentIndexChanged.connect(self._show_selected)
         self.save_button = QPushButton("Save PNG…")
@@ -161,45 +113,7 @@ class CanvasPanel(QWidget):
         view_layout.addLayout(view_form)
         view_layout.addLayout(out_row)
         view_layout.addWidget(self.fit_button)
-
-        controls = QVBoxLayout()
-        controls.addWidget(settings)
-        controls.addLayout(run_row)
-        controls.addWidget(self.progress)
-        controls.addWidget(self.status)
-        controls.addWidget(view_box)
-        controls.addStretch(1)
-        side = QWidget()
-        side.setLayout(controls)
-        side.setFixedWidth(290)
-
-        self.graphics = pg.GraphicsLayoutWidget()
-        self.graphics.setBackground("#202124")
-        self.view = self.graphics.addViewBox(lockAspect=True, invertY=True, enableMenu=False)
-        self.image_item = pg.ImageItem(axisOrder="row-major")
-        self.view.addItem(self.image_item)
-        self.placeholder = pg.TextItem("Choose a size and press Generate", color="#aaa", anchor=(0.5, 0.5))
-        self.view.addItem(self.placeholder)
-        self.placeholder.setPos(0.5, 0.5)
-        self.view.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
-        self.graphics.scene().sigMouseMoved.connect(self._hover)
-        self.readout = QLabel(" ")
-        self.readout.setStyleSheet("font-family: monospace;")
-        self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
-        right = QVBoxLayout()
-        right.addWidget(self.graphics, 1)
-        right.addWidget(self.readout)
-
-        layout = QHBoxLayout(self)
-        layout.addWidget(side)
-        layout.addLayout(right, 1)
-
-        self.preset.currentIndexChanged.connect(self._preset_changed)
-        for box in (self.width_box, self.height_box, self.seed, self.count):
-            box.valueChanged.connect(self._store_settings)
-        self.temperature.valueChanged.connect(self._store_settings)
-        self.preset.currentIndexChanged.connect(self._store_settings)
-        self._update_buttons()
+        return view_box
 
     # ------------------------------------------------------------------ model
     def set_flow(self, flow: nc.RealNVP | None) -> None:
@@ -208,27 +122,7 @@ class CanvasPanel(QWidget):
             self.cancel()
         self.flow = flow
         self._applying = True  # resetting the controls must not overwrite the session's settings
-        self.preset.blockSignals(True)
-        self.preset.clear()
-        if flow is None:
-            self.size_hint.setText("No model loaded.")
-            self.preset.addItem("Custom", None)
-        else:
-            m, base = flow.multiple, flow.config.image_size
-            for box in (self.width_box, self.height_box):
-                box.set_multiple(m)
-            for label, factor in PRESETS:
-                side = base * factor
-                if side <= MAX_SIDE:
-                    self.preset.addItem(f"{label}  ({side}×{side})", factor)
-            self.preset.addItem("Custom", None)
-            self.size_hint.setText(
-                f"Sides snap to multiples of {m} = 2<sup>L−1</sup> (L = {flow.config.scales} levels). "
-                f"Trained at {base}×{base}."
-            )
-        self.preset.blockSignals(False)
-        self.preset.setCurrentIndex(0)
-        self._preset_changed()
+        self.form.set_model(flow)
         self._applying = False
         self.apply_settings()
         self._update_buttons()
@@ -274,34 +168,9 @@ class CanvasPanel(QWidget):
         """What the view shows (one image or the grid), for the window's "export view"."""
         return self.shown
 
-    def _preset_changed(self, *_: object) -> None:
-        factor = self.preset.currentData()
-        if factor is None or self.flow is None:
-            return
-        side = self.flow.config.image_size * factor
-        for box in (self.width_box, self.height_box):
-            box.blockSignals(True)
-            box.setValue(side)
-            box.blockSignals(False)
-
-    def _size_changed(self, *_: object) -> None:
-        """Editing a side by hand selects the matching preset, or Custom."""
-        if self.flow is None:
-            return
-        w, h = self.width_box.value(), self.height_box.value()
-        target = self.preset.count() - 1  # Custom
-        for i in range(self.preset.count()):
-            f = self.preset.itemData(i)
-            if f is not None and w == h == self.flow.config.image_size * f:
-                target = i
-        if target != self.preset.currentIndex():
-            self.preset.blockSignals(True)
-            self.preset.setCurrentIndex(target)
-            self.preset.blockSignals(False)
-
     def canvas_size(self) -> tuple[int, int]:
         """(width, height) snapped to the model's multiple."""
-        return self.width_box.snapped(), self.height_box.snapped()
+        return self.form.canvas_size()
 
     # ------------------------------------------------------------------ jobs
     @property
@@ -315,8 +184,7 @@ class CanvasPanel(QWidget):
         if self.flow is None:
             self._set_status("Load a model first.", error=True)
             return
-        self.width_box.snap()
-        self.height_box.snap()
+        self.form.snap()
         w, h = self.canvas_size()
         job = CanvasJob(self.flow, w, h, self.temperature.value(), self.seed.value(), self.count.value())
         thread = QThread(self)
@@ -338,7 +206,7 @@ class CanvasPanel(QWidget):
         self.progress.setValue(0)
         self.progress.setFormat("%p%")
         if self.shown is None:
-            self.placeholder.setText("Generating…")
+            self.canvas_view.set_placeholder("Generating…")
         n = job.count
         self._set_status(f"Generating {n} image{'s' * (n > 1)} of {w}×{h}…")
         self._update_buttons()
@@ -386,14 +254,14 @@ class CanvasPanel(QWidget):
     @Slot(str)
     def _on_failed(self, message: str) -> None:
         if self._sender_is_current():
-            self.placeholder.setText("Nothing generated yet")
+            self.canvas_view.set_placeholder("Nothing generated yet")
             self.progress.setFormat("failed")
             self._set_status(message, error=True)
 
     @Slot()
     def _on_cancelled(self) -> None:
         if self._sender_is_current():
-            self.placeholder.setText("Cancelled")
+            self.canvas_view.set_placeholder("Cancelled")
             self.progress.setValue(0)
             self.progress.setFormat("cancelled")
             self._set_status("Cancelled; the previous result is kept." if self.shown is not None else "Cancelled.")
@@ -429,30 +297,12 @@ class CanvasPanel(QWidget):
             return
         idx = self.show_combo.currentData()
         arr = export.grid(self.images) if idx in (None, -1) and len(self.images) > 1 else self.images[max(0, idx or 0)]
-        old = None if self.shown is None else self.shown.shape
         self.shown = arr
-        self.placeholder.hide()
-        self.image_item.setImage(arr, autoLevels=False, levels=(0, 255))
-        if old != arr.shape:
-            self.fit_view()
+        self.canvas_view.show_image(arr)
         self._update_buttons()
 
     def fit_view(self) -> None:
-        if self.shown is not None:
-            self.view.autoRange(padding=0.02)
-
-    def _hover(self, pos: QPointF) -> None:
-        if self.shown is None or not self.view.sceneBoundingRect().contains(pos):
-            self.readout.setText(" ")
-            return
-        p = self.view.mapSceneToView(pos)
-        x, y = int(math.floor(p.x())), int(math.floor(p.y()))
-        h, w = self.shown.shape[:2]
-        if 0 <= x < w and 0 <= y < h:
-            r, g, b = (int(v) for v in self.shown[y, x][:3])
-            self.readout.setText(f"x {x:5d}  y {y:5d}   RGB {r:3d} {g:3d} {b:3d}   ({w}×{h} px)")
-        else:
-            self.readout.setText(f"{w}×{h} px")
+        self.canvas_view.fit()
 
     # ------------------------------------------------------------------ saving
     def save_image(self, path: str | Path) -> Path:
