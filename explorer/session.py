@@ -24,42 +24,26 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
-import torch
 from PIL import Image
 
 import nvp_core as nc
-from nvp_core.errors import DataError, ModelFileError, NVPError
-from nvp_core.images import find_images, fit_image, grid, is_image_path, open_image
+from nvp_core.errors import DataError, ModelFileError
+from nvp_core.images import grid
 from nvp_core.latents import Latents
-from nvp_core.pipeline import Progress, part_progress
+from nvp_core.pipeline import Progress
+
+from .entries import ImageEntry, encode_items, model_size
+from .image_files import read_images
+
 Task = Callable[[Progress], Any]
 
 N_ANCHORS = 8
 SESSION_FORMAT = "nvp-explorer/session"
 SESSION_VERSION = 1
 SESSION_SUFFIX = ".nvps"
-# Originals are kept (for re-fitting when a model of another size is opened) but
-# capped, so a folder of 40-megapixel photos does not fill memory or a session file.
-ORIGINAL_MAX_SIDE = 512
 
 
 # ---------------------------------------------------------------- pieces of state
-@dataclass
-class ImageEntry:
-    """One loaded image, fitted to the model's size and encoded."""
-
-    name: str
-    original: np.ndarray  # uint8 (H0, W0, 3), capped at ORIGINAL_MAX_SIDE
-    pixels: np.ndarray  # uint8 (H, W, 3) at the model's size
-    latents: Latents  # [z^(1)…z^(L)], each (1, C_k, H_k, W_k), on the flow's device
-    recon: np.ndarray  # uint8 (H, W, 3): decode(encode(x))
-    bpd: float  # bits/dim with midpoint dequantization
-    levels: list[np.ndarray]  # per level, float32 (C_in, h_k, w_k): z^(k) in the input's layout
-    source: str | None = None
-    z_norm: float = 0.0  # ‖z‖ over all levels (≈ √D for a typical sample)
-    box: tuple[int, int, int, int] | None = None  # a chosen crop of ``original``; None = centre crop
-
-
 @dataclass
 class Anchor:
     """One of the manifold's eight slots: an encoded image or a model sample."""
@@ -109,127 +93,7 @@ class CanvasSettings:
     count: int = 1
 
 
-# ---------------------------------------------------------------- pure helpers
-def cap_original(arr: np.ndarray, max_side: int = ORIGINAL_MAX_SIDE) -> np.ndarray:
-    h, w = arr.shape[:2]
-    if max(h, w) <= max_side:
-        return np.ascontiguousarray(arr, dtype=np.uint8)
-    scale = max_side / max(h, w)
-    img = Image.fromarray(np.ascontiguousarray(arr, dtype=np.uint8))
-    img = img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.LANCZOS)
-    return np.asarray(img, dtype=np.uint8).copy()
-
-
-def expand_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Files as given (any extension: a wrong file gets its own message), folders searched for images."""
-    out: list[Path] = []
-    for p in paths:
-        p = Path(p)
-        if p.is_dir():
-            out.extend(find_images(p))
-        else:
-            out.append(p)
-    return out
-
-
-def read_images(paths: Iterable[str | os.PathLike]) -> tuple[list[tuple[str, np.ndarray, str]], list[str]]:
-    """Read image files and folders: ([(name, original uint8, path)], [one message per bad file]).
-
-    A bad file never stops the others; a folder without images is reported once.
-    """
-    items: list[tuple[str, np.ndarray, str]] = []
-    errors: list[str] = []
-    for raw in paths:
-        p = Path(raw)
-        if p.is_dir():
-            files = find_images(p)
-            if not files:
-                errors.append(f"{p.name}/: no images in this folder")
-            candidates = files
-        else:
-            candidates = [p]
-        for f in candidates:
-            try:
-                arr = np.asarray(open_image(f), dtype=np.uint8)
-                items.append((f.name, cap_original(arr), str(f)))
-            except DataError as exc:
-                errors.append(str(exc))
-            except MemoryError:
-                errors.append(f"{f.name}: too large to load (out of memory)")
-    return items, errors
-
-
-def level_maps(zs: Latents) -> list[np.ndarray]:
-    """Per level, float32 (C_in, h_k, w_k): z^(k) in the input's layout (nc.level_images), sample 0."""
-    with torch.inference_mode():
-        return [lv[0].float().cpu().numpy() for lv in nc.level_images([z[:1].float().cpu() for z in zs])]
-
-
-def encode_pixels(
-    flow: nc.RealNVP, pixels: np.ndarray, progress: Progress | None = None
-) -> tuple[list[Latents], np.ndarray, np.ndarray]:
-    """uint8 (N,H,W,3) → (per-image latents, reconstructions uint8, bits/dim (N,)).
-
-    Midpoint dequantization: the same picture always gives the same latents, and
-    uint8 → encode → decode → uint8 is exact. Latents and bits/dim come from one pass.
-    """
-    zs, bpds = nc.encode_and_score(flow, pixels, progress=_half(progress, 0))
-    recons = nc.decode_images(flow, zs, progress=_half(progress, 1))
-    return [nc.select(zs, j) for j in range(len(pixels))], recons, bpds
-
-
-def _half(progress: Progress | None, part: int) -> Progress | None:
-    return None if progress is None else part_progress(progress, part, 2)
-
-
-def model_size(flow: nc.RealNVP) -> tuple[int, int]:
-    s = flow.config.image_size
-    return s, s
-
-
-def check_box(box: Sequence[int], original: np.ndarray) -> tuple[int, int, int, int]:
-    """A crop (left, top, right, bottom) clipped to the image; DataError if nothing is left."""
-    h, w = original.shape[:2]
-    left, top, right, bottom = (int(round(v)) for v in box)
-    left, right = max(0, min(left, w)), max(0, min(right, w))
-    top, bottom = max(0, min(top, h)), max(0, min(bottom, h))
-    if right - left < 1 or bottom - top < 1:
-        raise DataError(f"the crop {tuple(box)} does not overlap the {w}×{h} image")
-    return left, top, right, bottom
-
-
-def encode_items(
-    flow: nc.RealNVP, items: Sequence[tuple[str, np.ndarray, str | None]], progress: Progress | None = None,
-    boxes: Sequence[tuple[int, int, int, int] | None] | None = None,
-) -> list[ImageEntry]:
-    """(name, original, source) triples → encoded :class:`ImageEntry` objects at the model's size.
-
-    Each original is centre-cropped to the model's aspect and resized, or cropped
-    to its entry of ``boxes`` (left, top, right, bottom in the original's pixels).
-    """
-    if not items:
-        return []
-    h, w = model_size(flow)
-    boxes = list(boxes or [])[:len(items)]
-    boxes += [None] * (len(items) - len(boxes))
-    boxes = [None if b is None else check_box(b, orig) for b, (_, orig, _) in zip(boxes, items)]
-    fitted = np.stack([fit_image(orig, h, w, box=b) for b, (_, orig, _) in zip(boxes, items)])
-    latents, recons, bpds = encode_pixels(flow, fitted, progress)
-    return [
-        ImageEntry(name=name, original=orig, pixels=fitted[i], latents=latents[i], recon=recons[i],
-                   bpd=float(bpds[i]), levels=level_maps(latents[i]), source=src,
-                   z_norm=float(torch.sqrt(sum((z.float() ** 2).sum() for z in latents[i]))), box=boxes[i])
-        for i, (name, orig, src) in enumerate(items)
-    ]
-
-
-def default_box(original: np.ndarray, height: int, width: int) -> tuple[int, int, int, int]:
-    """The centre crop :func:`fit_image` takes by default (where a crop editor starts)."""
-    from nvp_core.images import center_crop_box
-
-    return center_crop_box(original.shape[1], original.shape[0], width / height)
-
-
+# ---------------------------------------------------------------- anchors and pictures of the session's state
 def sample_anchor(flow: nc.RealNVP, seed: int, temperature: float, label: str | None = None) -> Anchor:
     """A model sample as a manifold anchor; its seed re-draws it for another model."""
     return sample_anchors(flow, [seed], temperature, [label])[0]
@@ -277,92 +141,8 @@ def manifold_image(flow: nc.RealNVP, anchors: Sequence[Latents], angles: Angles)
     return nc.sphere_images(flow, anchors, [angles.radians()])[0]
 
 
-def model_summary(flow: nc.RealNVP) -> dict[str, Any]:
-    """What the Model tab shows: config, parameter count, size on disk, device, metadata."""
-    cfg = flow.config
-    params = sum(p.numel() for p in flow.parameters())
-    source = getattr(flow, "source", None)
-    size = None
-    if source and Path(source).exists():
-        size = Path(source).stat().st_size
-    meta = dict(getattr(flow, "metadata", {}) or {})
-    return {
-        "config": cfg.to_dict(),
-        "parameters": params,
-        "file_bytes": size,
-        "source": source,
-        "device": str(flow.device),
-        "levels": cfg.scales,
-        "latent_shapes": flow.latent_shapes(cfg.image_size, cfg.image_size),
-        "metadata": meta,
-        "test_bpd": find_test_bpd(meta),
-    }
-
-
-def find_test_bpd(meta: dict[str, Any]) -> float | None:
-    """The test bits/dim recorded by training, under any of the names the trainer may use."""
-    for key in ("test_bpd", "test_bits_per_dim", "bpd_test", "test/bpd"):
-        v = meta.get(key)
-        if isinstance(v, (int, float)) and math.isfinite(v):
-            return float(v)
-    for key in ("eval", "test", "metrics"):
-        sub = meta.get(key)
-        if isinstance(sub, dict):
-            found = find_test_bpd(sub) or (sub.get("bpd") if isinstance(sub.get("bpd"), (int, float)) else None)
-            if found is not None:
-                return float(found)
-    return None
-
-
-def load_model(path: str | os.PathLike, device: str | None = "auto") -> nc.RealNVP:
-    """nc.load with the device resolved; every failure is a ModelFileError with a clear message."""
-    p = Path(path)
-    if p.suffix.lower() == ".json" and p.parent.joinpath("model.safetensors").exists():
-        p = p.parent  # a config.json next to the weights: open the model folder
-    try:
-        return nc.load(p, device=str(nc.resolve_device(device)))
-    except NVPError:
-        raise
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise ModelFileError(f"cannot open {p.name}: {exc}") from None
-
-
-def is_model_path(path: str | os.PathLike) -> bool:
-    """A weights file or a model folder (has model.safetensors): what a drop onto the window opens as a model."""
-    p = Path(path)
-    if p.is_dir():
-        return (p / "model.safetensors").exists()
-    return p.suffix.lower() == ".safetensors"
-
-
 def is_session_path(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() == SESSION_SUFFIX
-
-
-def example_images() -> list[tuple[str, np.ndarray, str | None]]:
-    """A few photos that ship inside optional packages (scikit-image, scikit-learn), for a quick start."""
-    items: list[tuple[str, np.ndarray, str | None]] = []
-    try:
-        from skimage import data as skdata  # type: ignore[import-not-found]
-
-        for name in ("astronaut", "chelsea", "coffee", "rocket"):
-            try:
-                arr = np.asarray(getattr(skdata, name)())
-                if arr.ndim == 2:
-                    arr = np.repeat(arr[:, :, None], 3, axis=2)
-                items.append((name, cap_original(arr[:, :, :3].astype(np.uint8)), None))
-            except Exception:  # noqa: BLE001 - a missing optional photo is simply skipped
-                continue
-    except ImportError:
-        pass
-    try:
-        from sklearn.datasets import load_sample_images  # type: ignore[import-not-found]
-
-        for name, arr in zip(("china", "flower"), load_sample_images().images):
-            items.append((name, cap_original(np.asarray(arr, dtype=np.uint8)), None))
-    except Exception:  # noqa: BLE001 - optional package, optional data
-        pass
-    return items
 
 
 # ---------------------------------------------------------------- the session
@@ -727,9 +507,7 @@ def read_session(path: str | os.PathLike) -> SessionDocument:
 
 
 __all__ = [
-    "Anchor", "Angles", "CanvasSettings", "ImageEntry", "InfoLossSettings", "N_ANCHORS", "SESSION_SUFFIX",
-    "Session", "SessionDocument", "encode_items", "example_images", "expand_paths",
-    "image_anchor", "infoloss_image", "infoloss_strip", "is_image_path", "is_model_path", "is_session_path",
-    "level_maps", "load_model", "manifold_image", "model_summary", "read_images", "read_session",
-    "sample_anchor", "sample_anchors",
+    "Anchor", "Angles", "CanvasSettings", "InfoLossSettings", "N_ANCHORS", "SESSION_SUFFIX", "Session",
+    "SessionDocument", "Task", "image_anchor", "infoloss_image", "infoloss_strip", "is_session_path",
+    "manifold_image", "read_session", "sample_anchor", "sample_anchors",
 ]

@@ -19,7 +19,7 @@ from .flow import RealNVP
 from .images import grid
 from .latents import Latents
 from .pipeline import (
-    Cancel, Progress, decode_images, encode_images, infoloss_columns, infoloss_level_sets, part_progress,
+    Cancel, Progress, encode_images, infoloss_columns, infoloss_level_sets, part_progress,
     sample_images, sphere_images,
 )
 
