@@ -22,9 +22,9 @@ def cap_original(arr: np.ndarray, max_side: int = ORIGINAL_MAX_SIDE) -> np.ndarr
     h, w = arr.shape[:2]
     if max(h, w) <= max_side:
         return np.ascontiguousarray(arr, dtype=np.uint8)
-    scale = max_side / max(h, w)
+    ratio = max_side / max(h, w)
     img = Image.fromarray(np.ascontiguousarray(arr, dtype=np.uint8))
-    img = img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.LANCZOS)
+    img = img.resize((max(1, round(w * ratio)), max(1, round(h * ratio))), Image.Resampling.LANCZOS)
     return np.asarray(img, dtype=np.uint8).copy()
 
 

@@ -7,7 +7,6 @@ business. The work under them (chunked decoding, progress, cancelling) is
 """
 from __future__ import annotations
 
-import math
 from typing import Sequence
 
 import numpy as np
@@ -45,15 +44,6 @@ def extrapolation_images(flow: RealNVP, factor: int, n: int = 1, temperature: fl
         raise ShapeError(f"the extrapolation factor must be ≥ 1, got {factor}")
     side = flow.config.image_size * int(factor)
     return sample_images(flow, n, side, side, temperature, seed, 1, progress, cancel)
-
-
-def sample_grid(flow: RealNVP, n: int = 64, cols: int | None = None, temperature: float = 0.7, seed: int = 0,
-                height: int | None = None, width: int | None = None, zoom: int = 1, pad: int = 2,
-                batch_size: int | None = None, progress: Progress | None = None) -> np.ndarray:
-    """One picture of n samples, ``cols`` per row (square-ish by default)."""
-    images = sample_images(flow, n, height, width, temperature, seed, batch_size, progress)
-    cols = cols or math.ceil(math.sqrt(n))
-    return grid(upscale(images, zoom), cols=min(cols, n), pad=pad)
 
 
 # ---------------------------------------------------------------- information loss

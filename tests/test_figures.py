@@ -78,11 +78,6 @@ def test_extrapolation_is_scale_times_the_training_size(flow):
     assert not np.array_equal(x[0, :16, :16], x[0, 16:32, :16])
 
 
-def test_sample_grid_layout(flow):
-    g = F.sample_grid(flow, n=6, cols=3, zoom=2, pad=2)
-    assert g.shape == (2 * 32 + 3 * 2, 3 * 32 + 4 * 2, 3)
-
-
 def test_infoloss_level_sets_and_labels():
     assert P.infoloss_level_sets(3) == [[], [1], [1, 2]]
     assert P.infoloss_level_sets(3, include_all=True) == [[], [1], [1, 2], [1, 2, 3]]
