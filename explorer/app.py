@@ -18,7 +18,6 @@ from typing import Callable, Sequence
 from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QApplication, QStyleFactory
 
-from . import session as S
 from .main_window import TABS, MainWindow, focus_tab, tab_key
 from .widgets import dark_palette
 
@@ -209,4 +208,4 @@ def run() -> None:
     os._exit(code)
 
 
-__all__ = ["main", "make_app", "parse_args", "run", "S"]
+__all__ = ["main", "make_app", "parse_args", "run"]

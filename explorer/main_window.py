@@ -13,8 +13,8 @@ from PySide6.QtWidgets import (
 import nvp_core as nc
 
 from . import export
-from . import session as S
 from .hub import Hub
+from .models import is_model_path
 from .panels.canvas import CanvasPanel
 from .panels.encode import EncodePanel
 from .panels.infoloss import InfoLossPanel
@@ -22,11 +22,12 @@ from .panels.manifold import ManifoldPanel
 from .panels.model import ModelPanel, model_name
 from .panels.training import TrainingPanel
 from .render import Renderer
+from .session import SESSION_SUFFIX, Session, is_session_path
 from .widgets import MessageBar, paths_from_mime
 
 APP_NAME = "NVP Explorer"
 MODEL_FILTER = "NVP models (*.safetensors config.json);;All files (*)"
-SESSION_FILTER = f"NVP Explorer sessions (*{S.SESSION_SUFFIX});;All files (*)"
+SESSION_FILTER = f"NVP Explorer sessions (*{SESSION_SUFFIX});;All files (*)"
 MAX_RECENT = 8
 TABS = ("model", "encode", "infoloss", "manifold", "canvas", "training")
 TAB_TITLES = ("Model", "Encode && latents", "Information loss", "Manifold", "Canvas", "Training")
@@ -51,7 +52,7 @@ class MainWindow(QMainWindow):
         self.settings = settings if settings is not None else QSettings("nvp-explorer", "NVP Explorer")
         self._closed = False
 
-        self.session = S.Session()
+        self.session = Session()
         self.renderer = Renderer(self)
         self.hub = Hub(self.session, self.renderer, device=device, parent=self)
         self.hub.last_folder = str(self.settings.value("last_folder", str(Path.home())))
@@ -243,7 +244,7 @@ class MainWindow(QMainWindow):
         if explicit:
             return explicit
         default = nc.default_model_path()
-        if S.is_model_path(default):
+        if is_model_path(default):
             return str(default)
         last = self.settings.value("last_model", "")
         if last and Path(str(last)).exists():
@@ -257,7 +258,7 @@ class MainWindow(QMainWindow):
             self.hub.open_session(path)
 
     def browse_save_session(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save session", str(Path(self.hub.last_folder) / f"session{S.SESSION_SUFFIX}"),
+        path, _ = QFileDialog.getSaveFileName(self, "Save session", str(Path(self.hub.last_folder) / f"session{SESSION_SUFFIX}"),
                                               SESSION_FILTER)
         if path:
             self.hub.save_session(path)
@@ -309,8 +310,8 @@ class MainWindow(QMainWindow):
 
     def open_paths(self, paths: list[str]) -> None:
         """A drop onto the window: models open, sessions restore, images (files or folders) are encoded."""
-        models = [p for p in paths if S.is_model_path(p)]
-        sessions = [p for p in paths if S.is_session_path(p)]
+        models = [p for p in paths if is_model_path(p)]
+        sessions = [p for p in paths if is_session_path(p)]
         images = [p for p in paths if p not in models and p not in sessions]
         if models:
             self.open_model(models[0])

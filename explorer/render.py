@@ -13,7 +13,7 @@ argument, ``job``, run on a single worker QThread. Requests carry a key
 * results come back on the GUI thread through signals, with their stamp.
 
 A task may call ``job.report(fraction, text)`` to report progress; it raises
-:class:`Cancelled` once the request has been superseded or cancelled, so a long
+:class:`nvp_core.Cancelled` once the request has been superseded or cancelled, so a long
 task (a 10× canvas, a sweep) stops at its next report.
 
 Usage::
@@ -34,10 +34,7 @@ import torch
 from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
 
 import nvp_core as nc
-
-
-class Cancelled(Exception):
-    """Raised inside a task by ``job.report`` once its request is stale or cancelled."""
+from nvp_core.errors import Cancelled  # the one cancellation signal: job.report and nvp_core.pipeline raise it
 
 
 @dataclass
@@ -191,7 +188,6 @@ class Renderer(QObject):
         super().__init__(parent)
         self._stamps = itertools.count(1)
         self._last_stamp = 0
-        self._latest: dict[str, int] = {}  # newest stamp submitted per key
         self._delivered: dict[str, int] = {}  # newest stamp delivered per key (latest-wins keys)
         self._barrier: dict[str, int] = {}  # results up to this stamp were cancelled
         self._outstanding = 0
@@ -224,8 +220,6 @@ class Renderer(QObject):
         stamp = self._last_stamp = next(self._stamps)
         job = Job(key=key, stamp=stamp, fn=fn, replace=replace, on_result=on_result,
                   on_error=on_error, on_progress=on_progress)
-        if replace:
-            self._latest[key] = stamp
         before = self._outstanding
         dropped = self._worker.put(job)
         self._outstanding += 1 - len(dropped)
@@ -240,13 +234,6 @@ class Renderer(QObject):
         self._barrier[key] = self._last_stamp
         if self._outstanding == 0:
             self.busy_changed.emit(False)
-
-    def cancel_all(self) -> None:
-        for key in list(self._latest):
-            self.cancel(key)
-
-    def latest_stamp(self, key: str) -> int:
-        return self._latest.get(key, 0)
 
     @property
     def busy(self) -> bool:

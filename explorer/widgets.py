@@ -444,13 +444,6 @@ class MessageBar(QFrame):
         self.level = ""
 
 
-def hline() -> QFrame:
-    line = QFrame()
-    line.setFrameShape(QFrame.Shape.HLine)
-    line.setFrameShadow(QFrame.Shadow.Sunken)
-    return line
-
-
 def section(text: str) -> QLabel:
     lab = QLabel(text)
     lab.setStyleSheet("font-weight: 600; color: #c8c8c8; margin-top: 6px;")

@@ -4,8 +4,10 @@ The explorer, the CLI and the trainer all stand on this package; it never import
 """
 from pathlib import Path
 
+from .angles import manifold_angles, sweep_angles
 from .config import FlowConfig
-from .errors import ConfigError, DataError, ModelFileError, NVPError, ShapeError, TrainingError
+from .density import bits_per_dim_from_log_prob
+from .errors import Cancelled, ConfigError, DataError, ModelFileError, NVPError, ShapeError, TrainingError
 from .flow import RealNVP
 from .io import load, load_metadata, resolve_device, save
 from .latents import (
@@ -14,6 +16,11 @@ from .latents import (
 )
 from .data import BUILTIN_DATASETS
 from .shapes import SHAPE_NAMES, Scenes, ShapesData, generate_scenes, render_scenes, scene_factors
+from .latents import Latents
+from .pipeline import (
+    decode_images, encode_and_score, encode_images, infoloss_columns, infoloss_level_sets, sample_images,
+    sample_seeded, seeded_latents, sphere_images,
+)
 from .preprocess import dequantize, from_numpy_image, quantize, to_numpy_image
 from .train import TrainConfig, Trainer, TrainEvent
 
@@ -29,6 +36,9 @@ def default_model_path() -> Path:
 
 
 __all__ = [
+    "Cancelled", "Latents", "bits_per_dim_from_log_prob", "decode_images", "encode_and_score", "encode_images",
+    "infoloss_columns", "infoloss_level_sets", "manifold_angles", "sample_images", "sample_seeded",
+    "seeded_latents", "sphere_images", "sweep_angles",
     "ASSETS", "ConfigError", "DEFAULT_MODEL", "DataError", "FlowConfig", "ModelFileError", "NVPError",
     "RealNVP", "ShapeError", "TrainingError", "concat", "default_model_path", "dequantize", "flatten",
     "from_numpy_image", "level_images", "load", "load_metadata", "make_generator", "quantize", "resample",

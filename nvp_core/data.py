@@ -27,6 +27,7 @@ from PIL import Image
 
 from .errors import DataError
 from .images import find_images, fit_image, open_image
+from .preprocess import dequantize
 
 log = logging.getLogger(__name__)
 
@@ -472,8 +473,7 @@ def dequantize_batch(x_uint8: torch.Tensor, step: int, seed: int, rank: int = 0,
     """
     n = x_uint8.shape[0]
     u = torch.rand((n * world, *x_uint8.shape[1:]), generator=generator(seed, step, "noise"))
-    u = u[rank * n:(rank + 1) * n]
-    return (x_uint8.to(torch.float32) + u) / 256.0
+    return dequantize(x_uint8, noise=u[rank * n:(rank + 1) * n])
 
 
 def png_bits_per_dim(images: torch.Tensor | np.ndarray, optimize: bool = True) -> float:

@@ -10,21 +10,21 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 from torch import nn
 
 from .config import FlowConfig
 from .errors import ShapeError
-from .latents import make_generator
+from .density import bits_per_dim_from_log_prob
+from .latents import Latents, make_generator
 from .layers import (
     ChannelCoupling, CheckerboardCoupling, LogitTransform, make_norm, squeeze, squeeze_ordered, unsqueeze,
     unsqueeze_ordered,
 )
 from .preprocess import dequantize
 
-Latents = list[torch.Tensor]
 LOG_2PI = math.log(2.0 * math.pi)
 
 
@@ -207,14 +207,21 @@ class RealNVP(nn.Module):
         """Images (N, C, H, W) in [0, 1] → [z^(1), …, z^(L)], finest first."""
         return self.forward(x)[0]
 
-    def decode(self, zs: Sequence[torch.Tensor]) -> torch.Tensor:
-        """Exact inverse of :meth:`encode`; output clamped to [0, 1]."""
+    def decode(self, zs: Sequence[torch.Tensor], after_scale: Callable[[], None] | None = None) -> torch.Tensor:
+        """Exact inverse of :meth:`encode`; output clamped to [0, 1].
+
+        ``after_scale`` is called after each scale's inverse: a canvas hundreds of
+        times the training size reports progress and can stop (by raising) between
+        scales instead of only when it is done.
+        """
         if len(zs) != len(self.scales):
             raise ShapeError(f"expected {len(self.scales)} latent levels, got {len(zs)}")
         h = zs[-1]
         for k in range(len(self.scales) - 1, -1, -1):
             scale = self.scales[k]
             h = scale.inverse(h, None if scale.final else zs[k])
+            if after_scale is not None:
+                after_scale()
         return self.preprocess.inverse(h).clamp(0.0, 1.0)
 
     # ---------------------------------------------------------------- density
@@ -243,9 +250,7 @@ class RealNVP(nn.Module):
         """
         with torch.inference_mode(), self.evaluating():
             x = dequantize(x_uint8.to(self.device), noise=noise, generator=generator)
-            d = x[0].numel()
-            lp = self.log_prob(x)
-            return (-lp + d * math.log(256.0)) / (d * math.log(2.0))
+            return bits_per_dim_from_log_prob(self.log_prob(x), x[0].numel())
 
     # ---------------------------------------------------------------- sampling
     def sample_latents(

@@ -13,9 +13,10 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 from PySide6.QtTest import QTest
 
-from explorer import session as S
+from explorer.entries import default_box
 from explorer.export import ExportOptions
 from explorer.main_window import MainWindow, tab_key
+from explorer.session import Angles
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 ROOT = Path(__file__).resolve().parent.parent
@@ -158,7 +159,7 @@ def test_drop_images_and_folders_bad_ones_reported(qtbot, window, tiny_model_pat
     from nvp_core.images import fit_image
 
     dialog = ep.open_crop_dialog()
-    assert dialog.box() == S.default_box(e.original, 16, 16)
+    assert dialog.box() == default_box(e.original, 16, 16)
     dialog.set_box((2, 1, 14, 13))
     dialog.accept()
     settle(qtbot, window)
@@ -239,7 +240,7 @@ def test_dragging_shows_the_final_angles_without_backlog(qtbot, loaded):
         slider.setValue(v)
     settle(qtbot, w)
     assert runs.count("manifold") < 60  # most requests were replaced while pending
-    angles = S.Angles(*w.session.angles.as_tuple())
+    angles = Angles(*w.session.angles.as_tuple())
     assert angles.phi1 == 120.0
     want = w.session.manifold_task(angles)(lambda f: None)
     assert np.array_equal(mp.view.image(), want)
@@ -342,7 +343,7 @@ def test_save_and_reopen_a_session(qtbot, loaded, explorer_settings, tmp_path, t
         settle(qtbot, w2)
         s2 = w2.session
         assert [e.name for e in s2.images] == [e.name for e in w.session.images]
-        assert s2.angles == S.Angles(10.0, 20.0, 30.0)
+        assert s2.angles == Angles(10.0, 20.0, 30.0)
         assert s2.infoloss.levels == {2}
         assert w2.infoloss_panel.level_boxes[1].isChecked()
         assert w2.manifold_panel.controls["phi2"].value() == 30.0

@@ -18,8 +18,9 @@ from PySide6.QtWidgets import (
     QListWidgetItem, QMenu, QPushButton, QSplitter, QVBoxLayout, QWidget,
 )
 
-from .. import session as S
+from ..entries import check_box, default_box
 from ..hub import Hub
+from ..session import N_ANCHORS
 from ..widgets import DIVERGING, VIEW_BACKGROUND, ImageView, paths_from_mime, section, to_pixmap
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp *.gif *.tif *.tiff);;All files (*)"
@@ -60,7 +61,7 @@ class CropDialog(QDialog):
         self.info = QLabel()
         self.roi.sigRegionChanged.connect(self._update_info)
         centre = QPushButton("Centre crop")
-        centre.clicked.connect(lambda: self.set_box(S.default_box(original, *size)))
+        centre.clicked.connect(lambda: self.set_box(default_box(original, *size)))
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
@@ -82,7 +83,7 @@ class CropDialog(QDialog):
     def box(self) -> tuple[int, int, int, int]:
         x, y = self.roi.pos()
         w, h = self.roi.size()
-        return S.check_box((x, y, x + w, y + h), self.original)
+        return check_box((x, y, x + w, y + h), self.original)
 
     def _update_info(self) -> None:
         left, top, right, bottom = self.box()
@@ -258,7 +259,7 @@ class EncodePanel(QWidget):
             return
         menu = QMenu(self)
         sub = menu.addMenu("Use as manifold anchor")
-        for slot in range(S.N_ANCHORS):
+        for slot in range(N_ANCHORS):
             sub.addAction(f"z{slot + 1}", lambda slot=slot: self.hub.set_anchor_from_image(slot, row))
         menu.addAction("Remove", lambda: self.hub.remove_image(row))
         menu.exec(self.list.viewport().mapToGlobal(pos))
@@ -327,7 +328,7 @@ class EncodePanel(QWidget):
         if e is None or s.flow is None:
             return None
         h, w = s.image_size
-        box = e.box or S.default_box(e.original, h, w)
+        box = e.box or default_box(e.original, h, w)
         dialog = CropDialog(e.original, (h, w), box, self)
         dialog.accepted.connect(lambda: self.hub.recrop(index, dialog.box()))
         dialog.finished.connect(dialog.deleteLater)

@@ -28,6 +28,19 @@ class InfoLossPanel(QWidget):
         self.level_boxes: list[QCheckBox] = []
         self._strip: list[np.ndarray] = []
 
+        lay = QHBoxLayout(self)
+        lay.addWidget(self._build_controls())
+        lay.addLayout(self._build_views(), 1)
+
+        hub.model_changed.connect(self._rebuild_levels)
+        hub.images_changed.connect(self._refresh_subjects)
+        hub.current_changed.connect(self._current_changed)
+        hub.session_restored.connect(self._load_settings)
+        self._rebuild_levels()
+        self._refresh_subjects()
+
+    def _build_controls(self) -> QWidget:
+        """The left column: image, levels to resample, noise, the seed-figure strip."""
         self.subject = QComboBox()
         self.subject.setMinimumWidth(180)
         self.subject.currentIndexChanged.connect(self._subject_changed)
@@ -43,6 +56,29 @@ class InfoLossPanel(QWidget):
         quick.addWidget(none_btn)
         quick.addWidget(fine_btn)
 
+        self.strip_btn = QPushButton("Seed figure strip")
+        self.strip_btn.setToolTip("Resample z(1), z(1..2), … z(1..L−1): the seed page's figure for this image")
+        self.strip_btn.clicked.connect(self.render_strip)
+        self.save_strip_btn = QPushButton("Save strip…")
+        self.save_strip_btn.clicked.connect(self._save_strip_dialog)
+        self.save_strip_btn.setEnabled(False)
+
+        left = QWidget()
+        ll = QVBoxLayout(left)
+        ll.setContentsMargins(0, 0, 0, 0)
+        ll.addWidget(section("Image"))
+        ll.addWidget(self.subject)
+        ll.addWidget(self.levels_group)
+        ll.addLayout(quick)
+        ll.addWidget(self._build_noise_group())
+        ll.addWidget(self.strip_btn)
+        ll.addWidget(self.save_strip_btn)
+        ll.addStretch(1)
+        left.setFixedWidth(300)
+        return left
+
+    def _build_noise_group(self) -> QGroupBox:
+        """Temperature, seed (re-roll) and "zero instead of noise"."""
         self.temperature = QDoubleSpinBox()
         self.temperature.setRange(0.0, 3.0)
         self.temperature.setSingleStep(0.05)
@@ -72,27 +108,10 @@ class InfoLossPanel(QWidget):
         row.addWidget(self.reroll)
         ng.addLayout(row)
         ng.addWidget(self.zero)
+        return noise_group
 
-        self.strip_btn = QPushButton("Seed figure strip")
-        self.strip_btn.setToolTip("Resample z(1), z(1..2), … z(1..L−1): the seed page's figure for this image")
-        self.strip_btn.clicked.connect(self.render_strip)
-        self.save_strip_btn = QPushButton("Save strip…")
-        self.save_strip_btn.clicked.connect(self._save_strip_dialog)
-        self.save_strip_btn.setEnabled(False)
-
-        left = QWidget()
-        ll = QVBoxLayout(left)
-        ll.setContentsMargins(0, 0, 0, 0)
-        ll.addWidget(section("Image"))
-        ll.addWidget(self.subject)
-        ll.addWidget(self.levels_group)
-        ll.addLayout(quick)
-        ll.addWidget(noise_group)
-        ll.addWidget(self.strip_btn)
-        ll.addWidget(self.save_strip_btn)
-        ll.addStretch(1)
-        left.setFixedWidth(300)
-
+    def _build_views(self) -> QVBoxLayout:
+        """g(z) beside the resampled decode, and the strip under them."""
         self.original = ImageView("Reconstruction g(z)", placeholder="open an image in Encode")
         self.result = ImageView("With resampled levels", placeholder="")
         self.strip_view = ImageView("Seed figure: g(z), then ε replacing z(1), z(1..2), …", min_size=80,
@@ -103,17 +122,7 @@ class InfoLossPanel(QWidget):
         right = QVBoxLayout()
         right.addLayout(top, 3)
         right.addWidget(self.strip_view, 2)
-
-        lay = QHBoxLayout(self)
-        lay.addWidget(left)
-        lay.addLayout(right, 1)
-
-        hub.model_changed.connect(self._rebuild_levels)
-        hub.images_changed.connect(self._refresh_subjects)
-        hub.current_changed.connect(self._current_changed)
-        hub.session_restored.connect(self._load_settings)
-        self._rebuild_levels()
-        self._refresh_subjects()
+        return right
 
     # ---------------------------------------------------------------- controls
     def _rebuild_levels(self) -> None:

@@ -20,11 +20,11 @@ from PySide6.QtWidgets import (
 import nvp_core as nc
 
 from .. import export
-from .. import session as S
 from ..dialogs import ExportDialog
 from ..export import ExportOptions
 from ..hub import Hub
 from ..render import Job
+from ..session import N_ANCHORS
 from ..widgets import AnchorSlot, AngleControl, ImageView, section
 from .encode import IMAGE_FILTER
 
@@ -45,7 +45,7 @@ class ManifoldPanel(QWidget):
         self.slots: list[AnchorSlot] = []
         slots_grid = QGridLayout()
         slots_grid.setSpacing(4)
-        for i in range(S.N_ANCHORS):
+        for i in range(N_ANCHORS):
             slot = AnchorSlot(i)
             slot.dropped.connect(self.drop_on_slot)
             slot.clicked.connect(self._slot_menu)
@@ -56,7 +56,7 @@ class ManifoldPanel(QWidget):
         fill_images.clicked.connect(hub.fill_anchors_from_images)
         fill_samples = QPushButton("New samples")
         fill_samples.setToolTip("Eight fresh model samples")
-        fill_samples.clicked.connect(lambda: hub.sample_anchors(list(range(S.N_ANCHORS)),
+        fill_samples.clicked.connect(lambda: hub.sample_anchors(list(range(N_ANCHORS)),
                                                                 temperature=self.sample_t.value()))
         self.sample_t = QDoubleSpinBox()
         self.sample_t.setRange(0.0, 2.0)

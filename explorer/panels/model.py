@@ -13,8 +13,8 @@ from PySide6.QtWidgets import (
 
 import nvp_core as nc
 
-from .. import session as S
 from ..hub import Hub
+from ..models import is_model_path, model_summary
 from ..widgets import ImageView
 
 
@@ -152,7 +152,7 @@ class ModelPanel(QWidget):
 
     def refresh(self) -> None:
         s = self.session
-        self.default_btn.setEnabled(S.is_model_path(nc.default_model_path()))
+        self.default_btn.setEnabled(is_model_path(nc.default_model_path()))
         if s.flow is None:
             self.header.setText("No model open")
             self.subheader.setText(
@@ -163,7 +163,7 @@ class ModelPanel(QWidget):
             self.samples.clear("no model")
             self.reroll.setEnabled(False)
             return
-        info = S.model_summary(s.flow)
+        info = model_summary(s.flow)
         cfg = info["config"]
         self.header.setText(model_name(s.model_path))
         self.subheader.setText(s.model_path or "")

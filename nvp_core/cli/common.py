@@ -228,14 +228,15 @@ def write_animation(frames: np.ndarray, path: str | os.PathLike, fps: float = 12
 
 
 @contextlib.contextmanager
-def progress_bar(total: int, desc: str, unit: str = "img") -> Iterator[Callable[[int], None]]:
-    """A tqdm bar on stderr, yielding its ``update``; hidden when stderr is not a
-    terminal (tqdm's ``disable=None``), so logs and tests stay clean."""
+def progress_bar(total: int, desc: str, unit: str = "img") -> Iterator[Callable[[float], None]]:
+    """A tqdm bar of ``total`` items on stderr, yielding the ``progress(fraction)`` that
+    nvp_core.pipeline calls; hidden when stderr is not a terminal (tqdm's
+    ``disable=None``), so logs and tests stay clean."""
     from tqdm import tqdm
 
     bar = tqdm(total=total, desc=desc, unit=unit, disable=None, leave=False, file=sys.stderr)
     try:
-        yield bar.update
+        yield lambda fraction: bar.update(round(fraction * total) - bar.n)
     finally:
         bar.close()
 

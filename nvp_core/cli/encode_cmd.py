@@ -9,9 +9,9 @@ import numpy as np
 import torch
 
 from ..errors import DataError
-from ..figures import encode_images
 from ..io import atomic_write_bytes
 from ..latents import make_generator
+from ..pipeline import encode_and_score
 from ..preprocess import from_numpy_image
 from . import common
 
@@ -39,18 +39,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=common.guarded(run))
 
 
-def _bits_per_dim(flow, images: np.ndarray, noise_draws: int, seed: int, batch_size: int, update):
-    """(midpoint (N,), noise mean (N,) or None), batched."""
-    mid, noisy = [], []
+def _noise_bits_per_dim(flow, images: np.ndarray, draws: int, seed: int, batch_size: int, progress) -> np.ndarray:
+    """(N,) bits/dim with uniform-noise dequantization, averaged over ``draws``, batched."""
+    noisy = []
     gen = make_generator(seed)
     for i in range(0, len(images), batch_size):
         x = from_numpy_image(images[i:i + batch_size])
-        mid.append(flow.bits_per_dim(x, noise=False).cpu())
-        if noise_draws > 0:
-            draws = [flow.bits_per_dim(x, noise=True, generator=gen).cpu() for _ in range(noise_draws)]
-            noisy.append(torch.stack(draws).mean(0))
-        update(len(x))
-    return torch.cat(mid).numpy(), (torch.cat(noisy).numpy() if noisy else None)
+        noisy.append(torch.stack([flow.bits_per_dim(x, noise=True, generator=gen).cpu() for _ in range(draws)]).mean(0))
+        progress(min(1.0, (i + len(x)) / len(images)))
+    return torch.cat(noisy).numpy()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,10 +58,13 @@ def run(args: argparse.Namespace) -> int:
     h, w = common.resolve_size(args, flow)
     images, names = common.read_images(image_paths, h, w)
     with common.progress_bar(len(images), "scoring") as update:
-        mid, noisy = _bits_per_dim(flow, images, args.noise, args.seed, args.batch_size, update)
+        zs, mid = encode_and_score(flow, images, args.batch_size, update)
+    noisy = None
+    if args.noise > 0:
+        with common.progress_bar(len(images), f"noise ×{args.noise}") as update:
+            noisy = _noise_bits_per_dim(flow, images, args.noise, args.seed, args.batch_size, update)
 
     if args.latents:
-        zs = encode_images(flow, images, args.batch_size)
         arrays = {f"z{k}": z.float().cpu().numpy() for k, z in enumerate(zs, start=1)}
         buf = io.BytesIO()
         np.savez(buf, names=np.array([str(n) for n in names]), **arrays)

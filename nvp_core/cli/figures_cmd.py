@@ -11,10 +11,12 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError, NVPError
+from ..angles import TWO_PI
 from ..figures import (
-    TWO_PI, anchors_from_images, extrapolation_images, infoloss_grid, infoloss_images, infoloss_labels,
-    infoloss_level_sets, manifold_grid, manifold_sweep, sample_images, upscale,
+    anchors_from_images, extrapolation_images, infoloss_grid, infoloss_images, infoloss_labels, manifold_grid,
+    manifold_sweep, upscale,
 )
+from ..pipeline import infoloss_level_sets, sample_images
 from ..images import find_images, grid, load_images
 from . import common
 

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..figures import infoloss_grid, infoloss_images, infoloss_labels, infoloss_level_sets
+from ..figures import infoloss_grid, infoloss_images, infoloss_labels
+from ..pipeline import infoloss_level_sets
 from . import common
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 import argparse
 import math
 
-from ..figures import sample_images, upscale
+from ..figures import upscale
+from ..pipeline import sample_images
 from ..images import grid
 from . import common
 

@@ -6,7 +6,9 @@ import math
 from pathlib import Path
 
 from ..errors import DataError
-from ..figures import TWO_PI, anchors_from_images, manifold_angles, sphere_images, sweep_angles, upscale
+from ..angles import TWO_PI, manifold_angles, sweep_angles
+from ..figures import anchors_from_images, upscale
+from ..pipeline import sphere_images
 from ..images import grid
 from . import common
 
