@@ -87,7 +87,7 @@ def display_name(flow: object, path: str | None) -> str:
     return name
 
 
-def test_bpd_text(meta: dict, bpd: float | None) -> tuple[str, bool]:
+def bpd_caption(meta: dict, bpd: float | None) -> tuple[str, bool]:
     """The card's test bits/dim and whether it is stale: measured before the weights were saved.
 
     The step of the measurement is ``test_bpd_step`` (or, for older metadata, the
@@ -245,7 +245,7 @@ class ModelPanel(QWidget):
         f["arch"].setText(f"width {cfg['width']} (max {cfg['max_width']}), {cfg['blocks']} residual blocks, "
                           f"{cfg['scales']} scales, {cfg['norm']} norm, α = {cfg['alpha']}")
         meta = info["metadata"]
-        text, stale = test_bpd_text(meta, info["test_bpd"])
+        text, stale = bpd_caption(meta, info["test_bpd"])
         f["bpd"].setText(text)
         f["bpd"].setStyleSheet("color: #d99a1e;" if stale else "")
         f["training"].setText(training_summary(meta))
