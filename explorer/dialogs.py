@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPushButton, QSpinBox, QVBoxLayout, QWidget,
 )
 
-from .export import ExportOptions, animation_formats, fresh_folder_name
+from .export import ExportOptions, animation_formats
 
 __all__ = ["ExportDialog", "ExportOptions", "ask", "configure", "folder_for", "get_existing_folder",
            "get_open_file", "get_save_file", "remember_folder", "standard_folder"]
@@ -340,7 +340,7 @@ class ExportDialog(QDialog):
             secs = opts.frames / opts.fps
             parts.append(f"{opts.animation_path.name} ({secs:.1f} s, looping)")
         if opts.fresh:
-            where = f"a new folder {opts.folder / fresh_folder_name(opts.name)}"
+            where = f"a new folder {opts.folder / (opts.name + '_<date>-<time>')}"
             warn = ""
         else:
             where = str(opts.folder)
