@@ -234,13 +234,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         window.show_message("No model found: open one with File ▸ Open model… or train one in the Training tab.",
                             "info")
-    if restore:
-        window.restore_autosave()
     images = [p for p in args.images if p != "examples"]
-    if "examples" in args.images:
-        window.hub.load_examples()
-    if images:
-        window.encode_panel.add_paths(images)
+
+    def add_images() -> None:
+        if "examples" in args.images:
+            window.hub.load_examples()
+        if images:
+            window.encode_panel.add_paths(images)
+
+    if restore:
+        window.restore_autosave(then=add_images)  # the images asked for join the restored ones
+    else:
+        add_images()
 
     # Ctrl+C in the terminal closes the window cleanly (threads stopped) instead of being ignored.
     signal.signal(signal.SIGINT, lambda *_: window.close())

@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 from .export import ExportOptions, animation_formats
 
 __all__ = ["ExportDialog", "ExportOptions", "ask", "configure", "folder_for", "get_existing_folder",
-           "get_open_file", "get_save_file", "remember_folder", "standard_folder"]
+           "get_open_file", "get_save_file", "remember_folder", "standard_folder", "start_folder"]
 
 # ---------------------------------------------------------------- where file dialogs open
 _PLACES = {
@@ -93,7 +93,7 @@ def remember_folder(dialog: str, path: str | Path, is_file: bool | None = None) 
         _memory[key] = folder
 
 
-def _start(dialog: str, kind: str | None, name: str = "") -> str:
+def start_folder(dialog: str, kind: str | None = None, name: str = "") -> str:
     """A start path for a QFileDialog: the nearest existing folder (a missing one confuses it)."""
     folder = folder_for(dialog, kind)
     existing = next((p for p in (folder, *folder.parents) if p.is_dir()), Path.home())
@@ -103,14 +103,14 @@ def _start(dialog: str, kind: str | None, name: str = "") -> str:
 def get_save_file(parent: QWidget | None, dialog: str, title: str, name: str, filters: str,
                   kind: str | None = None) -> str:
     """QFileDialog.getSaveFileName starting in the dialog's folder; remembers the choice. "" if cancelled."""
-    path, _ = QFileDialog.getSaveFileName(parent, title, _start(dialog, kind, name), filters)
+    path, _ = QFileDialog.getSaveFileName(parent, title, start_folder(dialog, kind, name), filters)
     if path:
         remember_folder(dialog, path, is_file=True)
     return path
 
 
 def get_open_file(parent: QWidget | None, dialog: str, title: str, filters: str, kind: str | None = None) -> str:
-    path, _ = QFileDialog.getOpenFileName(parent, title, _start(dialog, kind), filters)
+    path, _ = QFileDialog.getOpenFileName(parent, title, start_folder(dialog, kind), filters)
     if path:
         remember_folder(dialog, path, is_file=True)
     return path
@@ -118,7 +118,7 @@ def get_open_file(parent: QWidget | None, dialog: str, title: str, filters: str,
 
 def get_existing_folder(parent: QWidget | None, dialog: str, title: str, kind: str | None = None,
                         start: str | None = None) -> str:
-    folder = QFileDialog.getExistingDirectory(parent, title, start or _start(dialog, kind))
+    folder = QFileDialog.getExistingDirectory(parent, title, start or start_folder(dialog, kind))
     if folder:
         remember_folder(dialog, folder, is_file=False)
     return folder

@@ -96,12 +96,14 @@ class MainWindow(QMainWindow):
         self.autosave_path = Path(autosave) if autosave is not None else None
         self._saved_work = EMPTY_WORK  # the work as last saved to (or opened from) a session file
         self._autosaved_work: tuple | None = None
-        self._restoring_autosave = False
+        self._restoring_autosave = False  # True until the autosave is back: until then it is never overwritten
+        self._after_restore = None
 
         self.session = S.Session()
         self.renderer = Renderer(self)
         self.hub = Hub(self.session, self.renderer, device=device, parent=self)
-        self.hub.last_folder = str(self.settings.value("last_folder", str(Path.home())))
+        # Images open from the folder used last, else Pictures (never the current directory).
+        self.hub.last_folder = str(self.settings.value("last_folder", dialogs.start_folder("images")))
 
         self.message_bar = MessageBar()
         self.tabs = QTabWidget()
@@ -398,15 +400,29 @@ class MainWindow(QMainWindow):
         if self._restoring_autosave:  # the autosave is not a file the user saved: its work stays "unsaved"
             self._restoring_autosave = False
             self._autosaved_work = work_fingerprint(self.session)
+            self._run_after_restore()
         else:
             self._saved_work = work_fingerprint(self.session)
 
+    def _run_after_restore(self) -> None:
+        then, self._after_restore = self._after_restore, None
+        if then is not None:
+            then()
+
     # ---------------------------------------------------------------- autosave
-    def restore_autosave(self) -> None:
-        """Bring back the autosaved session with the model that is open (or opening): read on the worker."""
+    def restore_autosave(self, then=None) -> None:  # noqa: ANN001 - callable() or None
+        """Bring back the autosaved session with the model that is open (or opening): read on the worker.
+
+        ``then`` runs once it is back (images given on the command line are added
+        after it, so the restore does not replace them). Until the restore is
+        done the autosave file is not overwritten: closing early loses nothing.
+        """
         path = self.autosave_path
+        self._after_restore = then
         if path is None or not path.is_file():
+            self._run_after_restore()
             return
+        self._restoring_autosave = True
 
         def got(doc: S.SessionDocument) -> None:
             def apply() -> None:
@@ -415,10 +431,16 @@ class MainWindow(QMainWindow):
 
             if self.hub._need_model(apply):
                 apply()
+            elif not self.hub.loading:  # no model at all: keep the file for a start that has one
+                self._run_after_restore()
 
-        self.renderer.submit("read-autosave", lambda job: S.read_session(path), on_result=got,
-                             on_error=lambda m: self.show_message(f"The last session could not be restored: {m}",
-                                                                  "warning"), replace=False)
+        def failed(msg: str) -> None:  # a damaged autosave: say so, and let new work replace it
+            self._restoring_autosave = False
+            self.show_message(f"The last session could not be restored: {msg}", "warning")
+            self._run_after_restore()
+
+        self.renderer.submit("read-autosave", lambda job: S.read_session(path), on_result=got, on_error=failed,
+                             replace=False)
 
     def _snapshot(self) -> S.Session:
         """A copy of the session's saved parts (the GUI may go on changing the session)."""

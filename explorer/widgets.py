@@ -440,7 +440,7 @@ class MessageBar(QFrame):
         self.history.append((level, text))
         del self.history[:-50]
         if level == "error":
-            self.errors = [(k, t) for k, t in self.errors if key is None or k != key] + [(key, text)]
+            self.errors = [(k, t) for k, t in self.errors if t != text and (key is None or k != key)] + [(key, text)]
             self._timer.stop()
             self._render(text, "error")
             return

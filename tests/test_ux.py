@@ -420,8 +420,9 @@ _DRIVER = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("fresh", [False, True])
-def test_start_restores_the_autosave_unless_fresh(tiny_model_path, tmp_path, fresh):
+@pytest.mark.parametrize("extra, expected", [([], 2), (["--fresh"], 0), (["--images", "IMG"], 3)])
+def test_start_restores_the_autosave_unless_fresh(tiny_model_path, tmp_path, extra, expected):
+    """The last session comes back at start; --fresh starts empty; --images add to the restored ones."""
     snap = S.Session()
     snap.model_path = str(tiny_model_path)
     items, _ = S.read_images(make_images(tmp_path / "imgs", 2))
@@ -429,14 +430,14 @@ def test_start_restores_the_autosave_unless_fresh(tiny_model_path, tmp_path, fre
     snap.images = S.encode_items(flow, items)
     auto = tmp_path / "autosave.nvps"
     snap.save(auto)
+    extra = [str(make_images(tmp_path / "more", 1)[0]) if a == "IMG" else a for a in extra]
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "NVP_TORCH_THREADS": "1",
            "NVP_EXPLORER_AUTOSAVE": str(auto), "NVP_EXPLORER_SETTINGS": str(tmp_path / "s.ini")}
-    args = ["--device", "cpu"] + (["--fresh"] if fresh else [])
-    out = subprocess.run([sys.executable, "-c", _DRIVER, *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                         timeout=180)
+    out = subprocess.run([sys.executable, "-c", _DRIVER, "--device", "cpu", *extra], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=180)
     line = next((ln for ln in out.stdout.splitlines() if ln.startswith("IMAGES")), None)
     assert line is not None, out.stderr[-2000:]
-    assert line == ("IMAGES 0" if fresh else "IMAGES 2")
+    assert line == f"IMAGES {expected}"
 
 
 def test_screenshot_runs_never_touch_the_autosave(tiny_model_path, tmp_path):
@@ -450,3 +451,16 @@ def test_screenshot_runs_never_touch_the_autosave(tiny_model_path, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert out.exists() and auto.read_bytes() == b"not even a session"
     assert "could not be restored" not in proc.stdout + proc.stderr
+
+
+def test_closing_before_the_restore_is_done_keeps_the_autosave(qtbot, make_window, tiny_model_path, tmp_path):
+    snap = S.Session()
+    items, _ = S.read_images(make_images(tmp_path / "imgs", 2))
+    snap.images = S.encode_items(S.load_model(tiny_model_path, "cpu"), items)
+    auto = snap.save(tmp_path / "autosave.nvps")
+    before = auto.read_bytes()
+    w = make_window(autosave=auto)
+    w.open_model(str(tiny_model_path))
+    w.restore_autosave()
+    w.shutdown()  # closed while the model still loads: the empty window must not overwrite the file
+    assert auto.read_bytes() == before
