@@ -125,7 +125,8 @@ def get_existing_folder(parent: QWidget | None, dialog: str, title: str, kind: s
 
 
 # ---------------------------------------------------------------- questions
-def ask(parent: QWidget | None, title: str, text: str, choices: Sequence[str], default: str | None = None) -> str | None:
+def ask(parent: QWidget | None, title: str, text: str, choices: Sequence[str],
+        default: str | None = None) -> str | None:
     """A modal question with one button per choice; the choice's text, or None when closed.
 
     The one modal box of the explorer: asked only before losing work (closing

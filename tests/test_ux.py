@@ -261,7 +261,8 @@ def test_dialogs_start_in_standard_places_and_remember(qtbot, make_window, tmp_p
     assert first in (pictures, *pictures.parents)  # Pictures (or, missing, its nearest existing folder)
     assert Path(starts[1]).parent == chosen.parent  # remembered
     path = dialogs.get_save_file(w, "session-save", "Save session", "s.nvps", "*")
-    assert Path(starts[2]).parent in (dialogs.standard_folder("documents"), *dialogs.standard_folder("documents").parents)
+    documents = dialogs.standard_folder("documents")
+    assert Path(starts[2]).parent in (documents, *documents.parents)
     assert path == str(chosen) and dialogs.folder_for("session-save") == chosen.parent
     # kept in the window's settings (a scratch file here), so the next start remembers too
     assert w.settings.value("dialog_folders/canvas-save") == str(chosen.parent)
