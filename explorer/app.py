@@ -1,4 +1,6 @@
-"""Start the explorer: ``python main.py [MODEL] [--device …] [--images …] [--tab NAME] [--fresh] [--screenshot PNG]``.
+"""Start the explorer.
+
+    python main.py [MODEL] [--device …] [--images …] [--tab NAME] [--fresh] [--screenshot PNG]
 
 Arguments are parsed before anything heavy is imported (``--help`` and a typo
 answer at once), and a small splash window shows while torch, pyqtgraph and the
