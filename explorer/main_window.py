@@ -3,13 +3,15 @@
 Messages go to one fixed-height line in the status bar (:class:`MessageBar`):
 nothing in the window moves when a message comes or goes. Work is remembered:
 the session (images, anchors, angles, toggles) is autosaved atomically — every
-minute when it changed, and on close — and restored at the next start
+30 s when it changed, and on close — and restored at the next start
 (``--fresh`` or File ▸ New session start empty). Replacing unsaved work, and
 closing while a run trains, ask first.
 """
 from __future__ import annotations
 
 import json
+import sys
+import threading
 import zipfile
 from pathlib import Path
 
@@ -37,7 +39,7 @@ APP_NAME = "NVP Explorer"
 MODEL_FILTER = "NVP models (*.safetensors config.json);;All files (*)"
 SESSION_FILTER = f"NVP Explorer sessions (*{S.SESSION_SUFFIX});;All files (*)"
 MAX_RECENT = 8
-AUTOSAVE_INTERVAL_MS = 60_000
+AUTOSAVE_INTERVAL_MS = 30_000
 # (start of a message, the action it reports on): a success of an action clears its errors.
 MESSAGE_ACTIONS = (
     ("Could not open the model", "model"), ("No model is open", "model"), ("No model found", "model"),
@@ -86,7 +88,7 @@ def session_model(path: str | Path) -> str | None:
 class MainWindow(QMainWindow):
     def __init__(self, device: str = "auto", settings: QSettings | None = None,
                  autosave: str | Path | None = None) -> None:
-        """``autosave``: the session file written on close and every minute (None: no autosave)."""
+        """``autosave``: the session file written on close and every 30 s when changed (None: none)."""
         super().__init__()
         self.setWindowTitle(APP_NAME)
         self.setAcceptDrops(True)
@@ -98,6 +100,8 @@ class MainWindow(QMainWindow):
         self._autosaved_work: tuple | None = None
         self._restoring_autosave = False  # True until the autosave is back: until then it is never overwritten
         self._after_restore = None
+        self._autosave_thread: threading.Thread | None = None
+        self._autosave_error = ""
 
         self.session = S.Session()
         self.renderer = Renderer(self)
@@ -457,33 +461,44 @@ class MainWindow(QMainWindow):
     def autosave(self, now: bool = False) -> None:
         """Write the autosave when the work changed since the last one (atomic: Session.save).
 
-        On the render worker normally; ``now`` writes on this thread (at close,
-        when the worker is about to stop).
+        The snapshot is written on a thread of its own, not on the render worker:
+        PNG-encoding a few hundred kilobytes per image takes a second or more and
+        must not hold up the manifold while the user drags. One write at a time;
+        ``now`` (at close) waits for a write in flight, then writes what is left.
         """
+        if self._autosave_error:
+            self.show_message(self._autosave_error, "warning")
+            self._autosave_error = ""
         if self.autosave_path is None or self._restoring_autosave:
             return
+        pending = self._autosave_thread
+        if pending is not None and pending.is_alive():
+            if not now:
+                return  # the next tick writes what changed meanwhile
+            pending.join(timeout=120)
         work = work_fingerprint(self.session)
         if work == self._autosaved_work:
             return
         snap, path = self._snapshot(), self.autosave_path
 
-        def write(job=None) -> Path:  # noqa: ANN001 - the render Job
-            path.parent.mkdir(parents=True, exist_ok=True)
-            return snap.save(path)
+        def write() -> None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                snap.save(path)
+                self._autosaved_work = work
+            except (OSError, ValueError, nc.NVPError) as exc:
+                self._autosave_error = f"Autosave failed: could not write {path}: {exc}"
 
         if now:
-            try:
-                write()
-                self._autosaved_work = work
-            except (OSError, nc.NVPError) as exc:
-                print(f"autosave: could not write {path}: {exc}")
+            write()
+            if self._autosave_error:
+                print(self._autosave_error, file=sys.stderr)
             return
+        self._autosave_thread = threading.Thread(target=write, name="autosave", daemon=True)
+        self._autosave_thread.start()
 
-        def done(_: Path) -> None:
-            self._autosaved_work = work
-
-        self.renderer.submit("autosave", write, on_result=done,
-                             on_error=lambda m: self.show_message(f"Autosave failed: {m}", "warning"))
+    def autosave_busy(self) -> bool:
+        return self._autosave_thread is not None and self._autosave_thread.is_alive()
 
     def current_key(self) -> str:
         return TABS[self.tabs.currentIndex()]

@@ -365,8 +365,8 @@ def test_work_is_autosaved_and_comes_back(qtbot, loaded, make_window, tiny_model
     w.infoloss_panel.level_boxes[1].setChecked(True)
     settle(qtbot, w)
     auto = w.autosave_path
-    w.autosave()  # the periodic save: on the worker, atomic
-    settle(qtbot, w)
+    w.autosave()  # the periodic save: on a thread of its own, atomic
+    qtbot.waitUntil(lambda: not w.autosave_busy(), timeout=30000)
     assert auto.is_file() and len(S.read_session(auto).images) == 3
     names = [e.name for e in w.session.images]
     w.close()  # and on close
@@ -465,3 +465,18 @@ def test_closing_before_the_restore_is_done_keeps_the_autosave(qtbot, make_windo
     w.restore_autosave()
     w.shutdown()  # closed while the model still loads: the empty window must not overwrite the file
     assert auto.read_bytes() == before
+
+
+def test_an_autosave_that_cannot_be_written_is_a_message(qtbot, make_window, tiny_model_path, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    w = make_window(autosave=blocker / "autosave.nvps")  # a folder that cannot exist
+    w.open_model(str(tiny_model_path))
+    settle(qtbot, w)
+    w.encode_panel.add_paths([str(make_images(tmp_path / "imgs", 1)[0])])
+    settle(qtbot, w)
+    w.autosave()
+    qtbot.waitUntil(lambda: not w.autosave_busy(), timeout=30000)
+    w.autosave()  # the next tick reports it (the GUI thread shows messages)
+    assert w.message_bar.text().startswith("Autosave failed") and w.message_bar.level == "warning"
+    assert blocker.read_text() == "x"
