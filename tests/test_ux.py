@@ -138,6 +138,9 @@ def test_export_into_the_same_folder_asks_before_replacing(qtbot, tmp_path, monk
     dialog.accept()
     assert dialog.result() == dialog.DialogCode.Accepted
     assert len(list(folder.glob("sw_*.png"))) == 6  # asking never deleted anything
+    again = ExportDialog(None)  # the next sweep export starts where this one went (item 8)
+    qtbot.addWidget(again)
+    assert Path(again.folder.text()) == folder
 
 
 # ---------------------------------------------------------------- item 3: training form locked
