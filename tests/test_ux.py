@@ -307,6 +307,16 @@ def test_stale_test_score_on_the_model_card(qtbot, make_window, tiny_flow, tmp_p
     assert "photo-crops 16×16 · train-7" in w.windowTitle()
 
 
+def test_window_says_a_model_is_loading(qtbot, make_window, tiny_model_path):
+    w = make_window()
+    w.open_model(str(tiny_model_path))  # loads on the worker: the window is there meanwhile
+    assert w.model_panel.header.text() == "Loading model…"
+    assert w.message_bar.text().startswith("Opening ")
+    settle(qtbot, w)
+    assert w.model_panel.header.text() == "random 16×16 · tiny-model"
+    assert w.message_bar.text().startswith("Opened random 16×16")
+
+
 def test_closing_during_training_asks(qtbot, make_window, tmp_path, monkeypatch):
     folder = tmp_path / "data"
     make_images(folder, 8)

@@ -214,6 +214,7 @@ class ModelPanel(QWidget):
         """While the worker loads a model the tab says so (the window is usable meanwhile)."""
         if self.session.flow is None:
             self.header.setText("Loading model…")
+            self.samples.clear("loading the model…")
         self.subheader.setText(f"Opening {path} …")
 
     def refresh(self) -> None:
