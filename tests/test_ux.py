@@ -8,7 +8,6 @@ asks), 10 (fast --help, startup benchmark), 11 (work autosaved and restored; --f
 """
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -26,7 +25,6 @@ from PySide6.QtWidgets import QFileDialog
 import nvp_core as nc
 from explorer import dialogs
 from explorer import session as S
-from explorer.export import ExportOptions
 from explorer.main_window import MainWindow
 from explorer.panels.model import display_name, bpd_caption
 from explorer.widgets import MessageBar
