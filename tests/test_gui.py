@@ -84,8 +84,8 @@ def test_open_model_shows_its_card_and_samples(qtbot, window, tiny_model_path):
     window.open_model(str(tiny_model_path))
     settle(qtbot, window)
     mp = window.model_panel
-    assert mp.header.text() == "tiny-model"
-    assert mp.fields["bpd"].text() == "6.500"
+    assert mp.header.text() == "random 16×16 · tiny-model"  # named from its metadata (issue 11, item 9)
+    assert mp.fields["bpd"].text() == "6.500  — the step it was measured at is not recorded"
     assert mp.fields["levels"].text() == "L = 3"
     assert mp.fields["training"].text() == "data: random, 3 steps"
     assert mp.fields["params"].text() == f"{sum(p.numel() for p in window.session.flow.parameters()):,}"
@@ -113,7 +113,7 @@ def test_wrong_model_file_is_a_message_and_keeps_the_session(qtbot, window, tiny
         assert "Could not open the model" in window.message_bar.text()
         assert window.message_bar.level == "error"
         assert window.session.flow is flow
-        assert window.model_panel.header.text() == "tiny-model"
+        assert window.model_panel.header.text() == "random 16×16 · tiny-model"
 
 
 # ---------------------------------------------------------------- encode

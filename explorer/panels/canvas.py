@@ -322,7 +322,9 @@ class CanvasPanel(QWidget):
         return f"canvas_{m.get('width')}x{m.get('height')}_seed{m.get('seed')}.png"
 
     def _save_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save canvas", self._default_name(), "PNG image (*.png)")
+        from .. import dialogs  # the remembered folder, else Pictures (not the current directory)
+
+        path = dialogs.get_save_file(self, "canvas-save", "Save canvas", self._default_name(), "PNG image (*.png)")
         if not path:
             return
         if not path.lower().endswith(".png"):
@@ -333,7 +335,9 @@ class CanvasPanel(QWidget):
             self._set_status(str(exc), error=True)
 
     def _save_all_dialog(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Save every image into folder")
+        from .. import dialogs
+
+        folder = dialogs.get_existing_folder(self, "canvas-folder", "Save every image into folder")
         if not folder:
             return
         try:

@@ -287,7 +287,8 @@ class ManifoldPanel(QWidget):
             return export.export_frames(frames, options)
 
         def done(paths: list[Path]) -> None:
-            self.hub.message.emit(f"Exported {len(paths)} file(s) to {options.folder}", "info")
+            where = paths[0].parent if paths else options.folder  # a fresh export's own sub-folder
+            self.hub.message.emit(f"Exported {len(paths)} file(s) to {where}", "info")
 
         return self.hub.renderer.submit(
             "manifold-sweep", run, on_result=done,
@@ -302,7 +303,6 @@ class ManifoldPanel(QWidget):
         which = self.sweep_angle.currentData()
         name = dict(ANGLE_NAMES)[which]
         opts = ExportDialog.get_options(self, default_frames=60, default_size=s.image_size[::-1],
-                                        default_folder=str(Path(self.hub.last_folder) / f"sweep_{which}"),
                                         default_name=f"sweep_{which}", title=f"Export a sweep of {name}")
         if opts is not None:
             self.export_sweep(opts, which)

@@ -32,7 +32,7 @@ from nvp_core.config import NORMS, FlowConfig
 from nvp_core.data import BUILTIN_DATASETS, PHOTO_CROPS
 from nvp_core.train import TrainConfig, TrainEvent, Trainer, load_train_config
 
-from .. import export
+from .. import dialogs, export
 
 TRAIN_COLOR = "#3b8fd9"
 TEST_COLOR = "#ff7f0e"
@@ -268,7 +268,8 @@ class TrainingPanel(QWidget):
                                 ("Checkpoint:", self.checkpoint_every)]))
 
         # ---- output
-        self.out = QLineEdit(str(Path.cwd() / "runs" / time.strftime("train-%Y%m%d-%H%M%S")))
+        # Runs are the application's data (QStandardPaths), or where the user last put one: never the CWD.
+        self.out = QLineEdit(str(dialogs.folder_for("training-output") / time.strftime("train-%Y%m%d-%H%M%S")))
         self.out.setToolTip("Checkpoints, sample grids, metrics.jsonl and the final model go here")
         out_browse = QPushButton("Browse…")
         out_browse.clicked.connect(self._browse_out)
@@ -287,6 +288,7 @@ class TrainingPanel(QWidget):
         out_l.addWidget(self.out_hint)
 
         settings = QWidget()
+        self.settings_pane = settings  # locked (disabled) while a run is going on
         sl = QVBoxLayout(settings)
         sl.setContentsMargins(0, 0, 6, 0)
         for box in (data_box, model_box, opt_box, out_box):
@@ -318,8 +320,14 @@ class TrainingPanel(QWidget):
         self.problem.setWordWrap(True)
         self.problem.setStyleSheet(f"color: {ERROR_COLOR};")
 
+        self.locked_note = QLabel("The settings show the running configuration and are locked until the run "
+                                  "stops (Stop saves a checkpoint; tick Resume to continue with new steps).")
+        self.locked_note.setWordWrap(True)
+        _muted(self.locked_note)
+        self.locked_note.hide()
         left = QVBoxLayout()
         left.addWidget(scroll, 1)
+        left.addWidget(self.locked_note)
         left.addWidget(self.problem)
         left.addLayout(buttons)
         left_w = QWidget()
@@ -438,15 +446,19 @@ class TrainingPanel(QWidget):
 
     # ================================================================== settings
     def _browse_data(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Folder of training images", self.folder.text())
+        folder = dialogs.get_existing_folder(self, "training-data", "Folder of training images",
+                                             start=self.folder.text().strip() or None)
         if folder:
             self.folder.setText(folder)
             self.use_folder.setChecked(True)
 
     def _browse_out(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Output folder (checkpoints and model)", self.out.text())
+        current = Path(self.out.text().strip() or dialogs.folder_for("training-output"))
+        start = next((p for p in (current, *current.parents) if p.is_dir()), Path.home())
+        folder = QFileDialog.getExistingDirectory(self, "Output folder (checkpoints and model)", str(start))
         if folder:
             self.out.setText(folder)
+            dialogs.remember_folder("training-output", Path(folder).parent, is_file=False)
 
     def data_source(self) -> str:
         return self.builtin.currentData() if self.use_photos.isChecked() else self.folder.text().strip()
@@ -700,7 +712,9 @@ class TrainingPanel(QWidget):
                 self.test_points.append((ev.step, float(ev.test_bpd)))
                 xs, ys = zip(*self.test_points)
                 self.test_curve.setData(np.array(xs, float), np.array(ys, float))
-                self.test_label.setText(f"{ev.test_bpd:.3f}")
+                # The test score is measured every N steps: say when, so it never reads as current.
+                self.test_label.setText(f"{ev.test_bpd:.3f} @ {ev.step:,}")
+                self.test_label.setToolTip(f"Measured at step {ev.step:,} on held-out images")
                 self._log(f"step {ev.step}: test {ev.test_bpd:.4f} bits/dim")
         elif kind == "samples":
             if ev.samples is not None and len(ev.samples):
@@ -750,6 +764,9 @@ class TrainingPanel(QWidget):
 
     def _update_buttons(self) -> None:
         running = self.running
+        # The run reads its configuration once, at Start: editing the form meanwhile would only mislead.
+        self.settings_pane.setEnabled(not running)
+        self.locked_note.setVisible(running)
         stopping = running and self.worker.trainer.stop_requested
         self.start_button.setEnabled(not running and getattr(self, "_settings_ok", False))
         self.start_button.setText("Resume run" if self.resume_box.isChecked() else "Start")
