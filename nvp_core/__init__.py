@@ -17,7 +17,31 @@ from .train import TrainConfig, Trainer, TrainEvent
 
 __version__ = "0.1.0"
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+
+
+def _assets_dir() -> Path:
+    """Where the shipped models are: ``assets/`` beside the package in a checkout (run from
+    the tree or installed with ``-e``), else the ``nvp_assets`` package data that a wheel or a
+    plain ``pip install .`` carries (pyproject.toml maps assets/ to it)."""
+    root = Path(__file__).resolve().parent.parent
+    if (root / "pyproject.toml").is_file() and (root / "assets").is_dir():
+        return root / "assets"
+    import importlib.resources
+    import importlib.util
+
+    try:
+        found = importlib.resources.files("nvp_assets")
+    except ModuleNotFoundError:  # a broken install: the error names where it was looked for
+        return root / "assets"
+    if isinstance(found, Path):
+        return found
+    # assets/ has no __init__.py, so it is a namespace package and files() gives a
+    # MultiplexedPath; an installed wheel has exactly one folder for it.
+    spec = importlib.util.find_spec("nvp_assets")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+ASSETS = _assets_dir()
 DEFAULT_MODEL = ASSETS / "models" / "photo-crops-32"
 
 
