@@ -6,14 +6,33 @@ from pathlib import Path
 
 from .config import FlowConfig
 from .errors import ConfigError, DataError, ModelFileError, NVPError, ShapeError, TrainingError
-from .flow import RealNVP
-from .io import load, load_metadata, resolve_device, save
-from .latents import (
-    concat, flatten, level_images, make_generator, resample, select, slerp, spatial_layout, sphere,
-    sphere_batch, sphere_weights, unflatten,
-)
-from .preprocess import dequantize, from_numpy_image, quantize, to_numpy_image
-from .train import TrainConfig, Trainer, TrainEvent
+# Everything else imports torch (1–4 s): it is loaded on first use (PEP 562), so that
+# `nvp --help` answers at once and a Ctrl-C while torch loads lands inside the CLI's handler.
+# `nc.load`, `from nvp_core import RealNVP` etc. work exactly as before.
+_LAZY: dict[str, tuple[str, ...]] = {
+    "flow": ("RealNVP",),
+    "io": ("load", "load_metadata", "resolve_device", "save"),
+    "latents": ("concat", "flatten", "level_images", "make_generator", "resample", "select", "slerp",
+                "spatial_layout", "sphere", "sphere_batch", "sphere_weights", "unflatten"),
+    "preprocess": ("dequantize", "from_numpy_image", "quantize", "to_numpy_image"),
+    "train": ("TrainConfig", "Trainer", "TrainEvent"),
+}
+_WHERE = {name: module for module, names in _LAZY.items() for name in names}
+
+
+def __getattr__(name: str):
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))
 
 __version__ = "0.1.0"
 

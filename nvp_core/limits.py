@@ -39,9 +39,9 @@ MAX_RESIDUAL_BLOCKS = 2048
 MAX_SEED = 2**63 - 1
 #: Largest side of any canvas or image the tools create (FlowConfig.image_size has the same cap).
 MAX_SIDE = 65536
-#: Pixels of one picture the tools write (a grid, a canvas, a frame): the images module
-#: refuses to decode pictures much larger than this, so we never write what we cannot read.
-MAX_OUTPUT_PIXELS = 256 * 1024**2
+#: Pixels of one picture the tools write (a grid, a canvas, a frame): 8192×8192. Larger ones
+#: take minutes to encode, hundreds of MB, and many viewers (and decompression-bomb guards) refuse them.
+MAX_OUTPUT_PIXELS = 8192 * 8192
 #: Temperatures: the prior's standard deviation. Beyond ~10 samples are pure saturation,
 #: and 1e308 overflows to inf inside the flow (a black grid).
 MAX_TEMPERATURE = 100.0
