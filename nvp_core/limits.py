@@ -119,7 +119,9 @@ def estimate_parameters(config: FlowConfig | Mapping[str, Any]) -> int:
                           + channels + _norm_parameters(c["norm"], channels))
         if not final:
             half = 2 * channels
-            total += 3 * (_resnet_parameters(half, 2 * half, width, int(c["blocks"]))
+            # FlowConfig.channel_width_factor (absent in older configs: 1) widens the channel-wise nets.
+            channel_width = width * int(c.get("channel_width_factor", 1))
+            total += 3 * (_resnet_parameters(half, 2 * half, channel_width, int(c["blocks"]))
                           + half + _norm_parameters(c["norm"], 4 * channels))
         channels *= 2
     return total
@@ -164,9 +166,10 @@ def activation_bytes(config: FlowConfig, height: int, width: int, batch: int = 1
     the widest ResNet activation times a few live copies, plus the image-sized latents.
     An estimate meant to catch absurd requests (10× too large), not to budget tightly."""
     peak, pixels = 0, height * width
+    factor = int(getattr(config, "channel_width_factor", 1))
     for k in range(config.scales):
         w = min(config.width * 2**k, config.max_width)
-        peak = max(peak, w * pixels // 4**k)
+        peak = max(peak, w * pixels // 4**k, w * factor * pixels // 4**(k + 1))  # checkerboard, channel-wise
     return 4 * batch * (_LIVE_TENSORS * peak + 8 * config.channels * pixels)
 
 
