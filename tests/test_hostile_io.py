@@ -201,3 +201,25 @@ def test_half_precision_weights_still_load(tmp_path, tiny_flow):
     tensors = {k: (v.half() if v.is_floating_point() else v) for k, v in saved_tensors(tiny_flow).items()}
     flow = nc.load(write_model(tmp_path / "m.safetensors", tensors))
     assert flow.scales[0].checker[0].coupling.bound.scale.dtype == torch.float32
+
+
+# ---------------------------------------------------------------- training checkpoints (--resume)
+@pytest.mark.parametrize("header", [
+    {"__metadata__": ["a", "list"]},
+    {"__metadata__": {"format": "nvp-explorer/checkpoint", "state": "[" * 100_000 + "]" * 100_000}},
+    "deep",
+])
+def test_hostile_checkpoint_is_a_training_error(tmp_path, header):
+    from nvp_core import checkpoint as ckpt
+
+    if header == "deep":
+        body = ("[" * 100_000 + "]" * 100_000).encode()
+    else:
+        if isinstance(header.get("__metadata__"), dict):
+            header["__metadata__"]["format"] = ckpt.FORMAT
+        body = json.dumps(header).encode()
+    path = tmp_path / ckpt.CHECKPOINT_NAME
+    path.write_bytes(len(body).to_bytes(8, "little") + body)
+    with pytest.raises(nc.TrainingError) as exc:
+        ckpt.load_checkpoint(path)
+    assert "\n" not in str(exc.value)
