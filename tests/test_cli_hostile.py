@@ -328,3 +328,23 @@ def test_top_level_summaries_match_the_subcommands(capsys):
     out = capsys.readouterr().out
     for name, (_, summary) in COMMANDS.items():
         assert name in out and summary.split()[0] in out
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_train_ctrl_c_then_ctrl_c_again_exits_130(tmp_path, photos):
+    """First Ctrl-C: stop after the step; a second one: abort. Never -2, never a traceback."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    run = tmp_path / "run"
+    proc = _spawn("train", photos[0].parent, "--out", run, "--size", 8, "--scales", 2, "--width", 2, "--blocks", 1,
+                  "--batch-size", 4, "--steps", 10**6, "--eval-every", 10**6, "--sample-every", 10**6,
+                  "--checkpoint-every", 10**6, "--quiet", env=env)
+    deadline = time.time() + 60
+    while time.time() < deadline and not (run / "metrics.jsonl").exists() and proc.poll() is None:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    for _ in range(3):
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.01)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode in (0, 130), (proc.returncode, err)
+    assert "Traceback" not in err

@@ -108,7 +108,25 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError:  # not the main thread: nothing to protect
             pass
         _say(f"{_prog(name)}: interrupted")
+        _forget_unhandled_interrupt()
         return 130
+
+
+def _forget_unhandled_interrupt() -> None:
+    """Keep exit code 130 for a Ctrl-C that landed while torch was importing.
+
+    CPython notes a KeyboardInterrupt that escapes any ``PyRun_*`` evaluation (pybind11
+    runs some while torch loads) in a C flag, and at exit kills the process with SIGINT
+    (status -2) even though we handled the interrupt. A trivial successful ``PyRun``
+    resets that flag; elsewhere (PyPy) there is no such flag."""
+    if sys.implementation.name != "cpython":
+        return
+    try:
+        import ctypes
+
+        ctypes.pythonapi.PyRun_SimpleString(b"pass")
+    except Exception:  # noqa: BLE001 - best effort: the worst case is the old -2
+        pass
 
 
 if __name__ == "__main__":
