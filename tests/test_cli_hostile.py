@@ -60,11 +60,9 @@ def nvp(capsys, *argv):
 
 
 def one_line_error(code, err, *words):
+    """Exit 2 and exactly one line on stderr, containing ``words``."""
     assert code == 2, err
-    assert "Traceback" not in err
-    lines = [line for line in err.strip().splitlines() if not line.startswith("usage:") and line.startswith(("nvp", " "))
-             is not None]
-    assert lines, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     for w in words:
         assert w in err, err
 

@@ -10,7 +10,6 @@ import argparse
 import contextlib
 import functools
 import io as _io
-import math
 import os
 import sys
 from pathlib import Path
