@@ -122,7 +122,7 @@ def test_bad_device_and_out_of_memory_are_one_line(tmp_path, capsys, model_dir, 
     def exhausted(*args, **kwargs):
         raise RuntimeError("[enforce fail at alloc_cpu.cpp] DefaultCPUAllocator: not enough memory")
 
-    monkeypatch.setattr("nvp_core.cli.extrapolate_cmd.extrapolation_images", exhausted)
+    monkeypatch.setattr("nvp_core.figures.extrapolation_images", exhausted)
     code, _, err = nvp(capsys, "extrapolate", model_dir, "--scale", 50, "--out", tmp_path / "x.png")
     assert code == 2 and "out of memory" in err and "--scale" in err and len(err.strip().splitlines()) == 1
 

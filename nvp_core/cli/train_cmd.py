@@ -16,6 +16,7 @@ from typing import Any
 
 from ..data import BUILTIN_DATASETS
 from ..train import STRUCTURAL, TrainConfig, TrainEvent, Trainer, load_train_config
+from . import options
 
 # (flag, TrainConfig field, type, help). Defaults come from TrainConfig so there is one source.
 OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
@@ -41,9 +42,9 @@ OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
     ("--eval-images", "eval_images", int, "test images used for each evaluation"),
     ("--sample-every", "sample_every", int, "steps between sample grids (out/samples/)"),
     ("--samples", "n_samples", int, "images per sample grid"),
-    ("--temperature", "sample_temperature", float, "temperature of the sample grids"),
+    ("--temperature", "sample_temperature", options.temperature, "temperature of the sample grids"),
     ("--checkpoint-every", "checkpoint_every", int, "steps between checkpoints"),
-    ("--seed", "seed", int, "seed of model init, data order, crops and noise"),
+    ("--seed", "seed", options.seed, "seed of model init, data order, crops and noise"),
     ("--workers", "num_workers", int, "threads decoding the image folder or rendering shapes (0: auto)"),
     ("--crop", "crop", str, "folders: center (centre crop + resize) or random (crops of textures)"),
     ("--train-crops", "n_train_crops", int, "built-in sets: number of training crops / scenes"),
