@@ -399,7 +399,7 @@ def test_ema_follows_the_warmed_up_decay():
         with torch.no_grad():
             for p in model.parameters():
                 p.add_(torch.randn_like(p))
-        ema.update(model, step)
+        ema.update(step)
         d = min(0.9, (1.0 + step) / (10.0 + step))
         expect = [d * e + (1 - d) * p.detach() for e, p in zip(expect, model.parameters())]
     for e, (_, a) in zip(expect, ema.state_dict().items()):

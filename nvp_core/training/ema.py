@@ -1,13 +1,18 @@
 """An exponential moving average of the weights, kept as a model of its own.
 
-torch's ``AveragedModel`` holds the copy and ``get_ema_multi_avg_fn`` does the
-update (one fused lerp over all parameters). What is ours is the warm-up of the
-decay, as in TensorFlow's ExponentialMovingAverage with ``num_updates``: a fixed
-0.999 would keep 5 % of the random initialisation after 3000 steps.
+torch's ``AveragedModel`` holds the copy (and its update count) and
+``get_ema_multi_avg_fn`` does the update: one fused lerp over all parameters.
+What is ours is the warm-up of the decay, as in TensorFlow's
+ExponentialMovingAverage with ``num_updates``: a fixed 0.999 would keep 5 % of the
+random initialisation after 3000 steps.
 
-The copy's batch-norm buffers follow the live model's (``use_buffers=False``) and
-are wrong for the averaged weights; :func:`nvp_core.recalibrate.recalibrate`
-re-estimates them before the EMA model scores, samples or is saved.
+``AveragedModel.update_parameters`` is not used per step: it walks the parameters
+in Python, regroups them and copies every buffer one by one — 12.6 ms a step for
+the default model (660 parameters, 374 buffers) against 1.3 ms for the same lerp
+on cached parameter lists (CPU, one thread), and one kernel launch per buffer on
+a GPU. The copy's buffers are not needed per step: its batch-norm statistics are
+re-estimated for the averaged weights (:func:`nvp_core.recalibrate.recalibrate`)
+before it scores, samples or is saved.
 """
 from __future__ import annotations
 
@@ -21,9 +26,10 @@ class EMA:
 
     def __init__(self, model: nn.Module, decay: float) -> None:
         self.decay = float(decay)
-        self._decay_now = self.decay
-        self.averaged = AveragedModel(model, multi_avg_fn=self._lerp)
+        self.averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(self.decay))
         self.averaged.update_parameters(model)  # the first update copies: the average starts at the weights
+        self._averages = [p.detach() for p in self.averaged.module.parameters()]
+        self._weights = [p.detach() for p in model.parameters()]  # views: they follow the optimizer's updates
 
     @property
     def module(self) -> nn.Module:
@@ -33,13 +39,11 @@ class EMA:
         """min(decay, (1 + step) / (10 + step)): short memory while the weights move fast."""
         return min(self.decay, (1.0 + step) / (10.0 + step))
 
-    def _lerp(self, ema_params: list[torch.Tensor], params: list[torch.Tensor], n_averaged: torch.Tensor) -> None:
-        get_ema_multi_avg_fn(self._decay_now)(ema_params, params, n_averaged)
-
-    def update(self, model: nn.Module, step: int) -> None:
-        """Fold in ``model``'s weights after optimizer step ``step`` (0-based)."""
-        self._decay_now = self.decay_at(step)
-        self.averaged.update_parameters(model)
+    def update(self, step: int) -> None:
+        """Fold in the model's weights after optimizer step ``step`` (0-based)."""
+        n_averaged = self.averaged.n_averaged
+        get_ema_multi_avg_fn(self.decay_at(step))(self._averages, self._weights, n_averaged)
+        n_averaged += 1
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         """The averaged parameters by the live model's parameter names (the checkpoint's ``ema.*``)."""

@@ -97,7 +97,7 @@ class TrainStep:
         torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
         self.optimizer.step()
         if self.ema is not None:
-            self.ema.update(self.model, step)
+            self.ema.update(step)
         return loss
 
     def _loss(self, x: torch.Tensor) -> torch.Tensor:
