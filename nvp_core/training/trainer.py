@@ -30,11 +30,12 @@ from ..preprocess import to_numpy_image
 from ..recalibrate import recalibrate
 from . import rng_state
 from .config import STRUCTURAL, TrainConfig
-from .distributed import Dist, hardware_description, setup_distributed
+from .distributed import Dist, setup_distributed
 from .ema import EMA
 from .evaluation import calibration_batches, evaluate_bits_per_dim
 from .events import TrainEvent
 from .progress import ProgressMeter
+from .records import model_card, training_state
 from .run_folder import RunFolder
 from .step import TrainStep, make_optimizer
 
@@ -410,18 +411,9 @@ class Trainer:
     def _checkpoint(self) -> None:
         self._check_finite()
         if self.dist.main:
-            tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
-            if self.ema is not None:
-                tensors.update({f"ema.{k}": v for k, v in self.ema.state_dict().items()})
-            opt_tensors, opt_rest = ckpt.flatten_optimizer(self.optimizer.state_dict())
-            rng_tensors, rng_info = rng_state.capture()
-            tensors.update(opt_tensors)
-            tensors.update(rng_tensors)
-            info = {
-                "step": self.step, "config": self.config.to_dict(), "flow_config": self.model.config.to_dict(),
-                "optimizer": opt_rest, "rng": rng_info, "history": self.history, "elapsed_s": self._elapsed(),
-                "images_seen": self.images_seen, "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            }
+            tensors, info = training_state(self.model, self.optimizer, self.ema)
+            info.update(step=self.step, config=self.config.to_dict(), history=self.history,
+                        elapsed_s=self._elapsed(), images_seen=self.images_seen)
             ckpt.save_checkpoint(self.checkpoint_path, tensors, info)
             self._emit(TrainEvent("checkpoint", step=self.step, total_steps=self.config.steps,
                                   path=str(self.checkpoint_path)))
@@ -439,7 +431,7 @@ class Trainer:
                   "stopped": stopped, "images_per_s": (rate * self.global_batch) if rate else None,
                   "test_bpd_step": self.last_test.step if self.last_test else None}
         if self.dist.main:
-            model_path = save(self._scoring_model(), self.folder.model, metadata=self._model_card(result))
+            model_path = save(self._scoring_model(), self.folder.model, metadata=model_card(self, result))
             result["model"] = str(model_path)
             test = self._last_test_value()
             self._emit(TrainEvent(
@@ -449,26 +441,6 @@ class Trainer:
                 + (f", test bits/dim {test:.4f}" if test is not None else ""),
             ))
         return result
-
-    def _model_card(self, result: dict[str, Any]) -> dict[str, Any]:
-        """The model's metadata: what it is called, what it scored and at which step, how it was made."""
-        c, data = self.config, self.data
-        train = self.history["train"][-1] if self.history["train"] else None
-        n_params = sum(p.numel() for p in self.model.parameters())
-        data_name = Path(data.name).name or data.name  # a folder's own name, not its whole path
-        return {
-            "name": f"{data_name} {c.size}×{c.size} · {n_params / 1e6:.2g} M params · run {self.folder.run_name}",
-            "run_name": self.folder.run_name, "data_name": data_name,
-            "step": self.step, "data": c.data, "data_info": data.info, "size": c.size,
-            "test_bpd": result["test_bpd"], "test_bpd_step": result["test_bpd_step"],
-            "test_images": min(c.eval_images, len(data.test)),
-            "train_bpd": train[1] if train else None, "train_bpd_step": train[0] if train else None,
-            "train_command": c.command or None, "wall_time_s": round(result["elapsed_s"], 1),
-            "images_per_s": result["images_per_s"], "images_seen": self.images_seen,
-            "hardware": hardware_description(self.device, self.dist.world), "torch": torch.__version__,
-            "parameters": n_params, "ema": c.ema_decay > 0, "stopped_early": result["stopped"],
-            "train_config": c.to_dict(), "history": self.history,
-        }
 
     # ---------------------------------------------------------------- small helpers
     def _emit(self, event: TrainEvent) -> None:
