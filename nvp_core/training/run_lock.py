@@ -76,7 +76,7 @@ class RunLock:
             holder = _describe(_read(self.path))
             os.close(fd)
             raise TrainingError(f"{self.path.parent} is in use by another training ({holder}); "
-                                "wait for it to finish or stop it, or choose another --out") from None
+                                "wait for it to finish or stop it, or choose another output folder (--out)") from None
         if not _same_file(fd, self.path):  # the holder released (unlinked) it meanwhile: retry
             os.close(fd)
             return False
@@ -97,7 +97,7 @@ class RunLock:
             holder = _read(self.path)
             if _alive_here(holder):
                 raise TrainingError(f"{self.path.parent} is in use by another training ({_describe(holder)}); "
-                                    "wait for it to finish or stop it, or choose another --out") from None
+                                    "wait for it to finish or stop it, or choose another output folder (--out)") from None
             self.taken_over = _describe(holder)
             try:
                 self.path.unlink()
