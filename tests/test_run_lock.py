@@ -177,3 +177,10 @@ def test_resume_drops_repeated_and_later_metric_rows(folder, tmp_path):
     assert dict(test)[2] == 99.0  # of a repeat, the newest row stays
     assert all(x.get("train_bpd") != 97.0 for x in r)
     assert len(kept.splitlines()) >= 3 and not list((out / "model").glob(".*.tmp"))
+
+
+def test_an_unwritable_run_folder_is_one_clear_error(folder, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(nc.TrainingError, match="cannot write the run folder"):
+        Trainer(cfg(folder, blocker / "run")).run()

@@ -38,13 +38,16 @@ class RunLock:
     # ------------------------------------------------------------ public
     def acquire(self) -> "RunLock":
         """Take the lock or raise TrainingError naming the live holder."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        for _ in range(5):  # another process may replace the file between our open and our lock
-            if fcntl is not None:
-                if self._acquire_flock():
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            for _ in range(5):  # another process may replace the file between our open and our lock
+                if fcntl is not None:
+                    if self._acquire_flock():
+                        return self
+                elif self._acquire_exclusive():
                     return self
-            elif self._acquire_exclusive():
-                return self
+        except OSError as exc:
+            raise TrainingError(f"cannot write the run folder {self.path.parent}: {exc.strerror or exc}") from None
         raise TrainingError(f"could not lock {self.path}: it keeps changing (another training starting?)")
 
     def release(self) -> None:
