@@ -326,6 +326,9 @@ def test_stop_saves_the_score_of_the_saved_weights_with_its_step(folder, tmp_pat
                                              abs=1e-5)
     assert meta["test_bpd"] != evals[0][1]
     assert "test bits/dim" in rec.events[-1].message and result["test_bpd_step"] == 4
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "test_bpd" in r] == [0, 4]
+    assert [r["step"] for r in rows if "train_bpd" in r][-1] == 4  # the stop writes the last training row
 
 
 def test_first_sample_preview_comes_early(folder, tmp_path):

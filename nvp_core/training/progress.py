@@ -34,7 +34,14 @@ class ProgressMeter:
         self._timed_steps = 0
 
     def due(self, step: int, final: bool) -> bool:
+        """An event is due (there are steps to report, and it is the first, the last, or time)."""
+        if not self._window_n:
+            return False
         return final or step == 1 or time.perf_counter() - self._last_emit >= self.interval_s
+
+    @property
+    def rows_pending(self) -> bool:
+        return self._rows_n > 0
 
     def take(self) -> float:
         """Mean loss since the last call; updates :attr:`rate` (one host sync)."""

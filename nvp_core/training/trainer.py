@@ -293,6 +293,7 @@ class Trainer:
         while self.step < self.config.steps:
             self._wait_while_paused()
             if self._should_stop():
+                self._report_progress(final=True)  # the steps since the last event, so nothing shown is stale
                 return True
             self._step()
             final = self.step >= self.config.steps
@@ -332,23 +333,24 @@ class Trainer:
         return self.dist.any(self._stop.is_set(), self.device)
 
     def _report_progress(self, final: bool) -> None:
-        """A progress event (throttled) and, less often, a training row in metrics.jsonl."""
-        if not self.meter.due(self.step, final):
-            return
-        self._check_finite()
-        c = self.config
-        mean_loss = self.meter.take()
-        rate = self.meter.rate
-        self.history["train"].append([self.step, mean_loss])
-        self._emit(TrainEvent(
-            "progress", step=self.step, total_steps=c.steps, loss=mean_loss, bpd=mean_loss,
-            test_bpd=self._last_test_value(), lr=self.lr, elapsed_s=self._elapsed(),
-            images_per_s=(rate * self.global_batch) if rate else None,
-            eta_s=((c.steps - self.step) / rate) if rate else None,
-        ))
+        """A progress event (throttled to ``progress_interval_s``) and a training row in
+        metrics.jsonl (throttled to ``metrics_interval_s``); both at the first and last step."""
+        if self.meter.due(self.step, final):
+            self._check_finite()
+            c, mean_loss = self.config, self.meter.take()
+            rate = self.meter.rate
+            self.history["train"].append([self.step, mean_loss])
+            self._emit(TrainEvent(
+                "progress", step=self.step, total_steps=c.steps, loss=mean_loss, bpd=mean_loss,
+                test_bpd=self._last_test_value(), lr=self.lr, elapsed_s=self._elapsed(),
+                images_per_s=(rate * self.global_batch) if rate else None,
+                eta_s=((c.steps - self.step) / rate) if rate else None,
+            ))
         now = time.perf_counter()
-        if final or self.step == 1 or now - self._last_row_t >= self.metrics_interval_s:
+        if self.meter.rows_pending and (final or self.step == 1 or now - self._last_row_t >= self.metrics_interval_s):
+            self._check_finite()
             self._last_row_t = now
+            rate = self.meter.rate
             self._append_metrics({"step": self.step, "train_bpd": self.meter.take_row(), "lr": self.lr,
                                   "images_per_s": (rate * self.global_batch) if rate else None,
                                   "elapsed_s": round(self._elapsed(), 1)})
