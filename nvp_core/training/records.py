@@ -1,4 +1,5 @@
-"""What a run leaves behind: the checkpoint's tensors and the saved model's card."""
+"""What a run leaves behind and reads back: the checkpoint's tensors (and whether a run may
+continue from them), and the saved model's card."""
 from __future__ import annotations
 
 import time
@@ -9,12 +10,44 @@ import torch
 from torch import nn
 
 from .. import checkpoint as ckpt
+from ..errors import NVPError, TrainingError
 from . import rng_state
+from .config import STRUCTURAL, TrainConfig
 from .distributed import hardware_description
 from .ema import EMA
+from .run_folder import RunFolder
 
 if TYPE_CHECKING:
     from .trainer import Trainer
+
+
+def checkpoint_to_resume(folder: RunFolder, config: TrainConfig) -> tuple[dict[str, torch.Tensor], dict] | None:
+    """The checkpoint a run continues from (None for a fresh run), after checking that the
+    request fits the folder: a fresh run must not overwrite one, a resume needs a checkpoint
+    whose model and data (``STRUCTURAL``) are the ones asked for."""
+    exists = folder.checkpoint.is_file()
+    if not config.resume:
+        if exists:
+            raise TrainingError(f"{folder.path} already holds a training run (checkpoint step "
+                                f"{_peek_step(folder)}); pass --resume to continue it or choose another --out")
+        return None
+    if not exists:
+        raise TrainingError(f"nothing to resume: no {ckpt.CHECKPOINT_NAME} in {folder.path}")
+    tensors, info = ckpt.load_checkpoint(folder.checkpoint)
+    stored = TrainConfig.from_dict(info["config"])
+    diff = [f"{k}: checkpoint {getattr(stored, k)!r}, given {getattr(config, k)!r}"
+            for k in STRUCTURAL if getattr(stored, k) != getattr(config, k)]
+    if diff:
+        raise TrainingError("cannot resume with a different model or data: " + "; ".join(diff)
+                            + " (leave these options out when resuming)")
+    return tensors, info
+
+
+def _peek_step(folder: RunFolder) -> str:
+    try:
+        return str(ckpt.load_checkpoint(folder.checkpoint)[1].get("step", "?"))
+    except NVPError:
+        return "?"
 
 
 def training_state(model: nn.Module, optimizer: torch.optim.Optimizer,

@@ -29,13 +29,13 @@ from ..io import resolve_device, save
 from ..preprocess import to_numpy_image
 from ..recalibrate import recalibrate
 from . import rng_state
-from .config import STRUCTURAL, TrainConfig
+from .config import TrainConfig
 from .distributed import Dist, setup_distributed
 from .ema import EMA
 from .evaluation import calibration_batches, evaluate_bits_per_dim
 from .events import TrainEvent
 from .progress import ProgressMeter
-from .records import model_card, training_state
+from .records import checkpoint_to_resume, model_card, training_state
 from .run_folder import RunFolder
 from .step import TrainStep, make_optimizer
 
@@ -133,7 +133,7 @@ class Trainer:
             self.dist.close()
 
     def _run(self) -> dict[str, Any]:
-        resume = self._prepare_resume()
+        resume = checkpoint_to_resume(self.folder, self.config)
         self._tidy_folder(resume)
         self._build(resume)
         self._announce(resumed=resume is not None)
@@ -165,31 +165,6 @@ class Trainer:
         if self.folder.lock.taken_over:
             self.notes.append(f"took over the lock of a training that is no longer running "
                               f"({self.folder.lock.taken_over})")
-
-    def _prepare_resume(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]] | None:
-        c = self.config
-        exists = self.checkpoint_path.is_file()
-        if not c.resume:
-            if exists:
-                raise TrainingError(f"{self.out} already holds a training run (checkpoint step "
-                                    f"{self._peek_step()}); pass --resume to continue it or choose another --out")
-            return None
-        if not exists:
-            raise TrainingError(f"nothing to resume: no {ckpt.CHECKPOINT_NAME} in {self.out}")
-        tensors, info = ckpt.load_checkpoint(self.checkpoint_path)
-        stored = TrainConfig.from_dict(info["config"])
-        diff = [f"{k}: checkpoint {getattr(stored, k)!r}, given {getattr(c, k)!r}"
-                for k in STRUCTURAL if getattr(stored, k) != getattr(c, k)]
-        if diff:
-            raise TrainingError("cannot resume with a different model or data: " + "; ".join(diff)
-                                + " (leave these options out when resuming)")
-        return tensors, info
-
-    def _peek_step(self) -> str:
-        try:
-            return str(ckpt.load_checkpoint(self.checkpoint_path)[1].get("step", "?"))
-        except NVPError:
-            return "?"
 
     def _tidy_folder(self, resume: tuple[dict, dict[str, Any]] | None) -> None:
         """Remove what a killed run left: temp files of unfinished writes, metric rows
