@@ -9,12 +9,12 @@ compiled) training module, and with the Trainer's seeded dequantization noise.
 from __future__ import annotations
 
 import contextlib
-import math
 from typing import Callable, Iterable, Sequence
 
 import torch
 from torch import nn
 
+from ..density import bits_per_dim_from_log_prob
 from ..flow import RealNVP
 from .config import TrainConfig
 from .ema import EMA
@@ -47,10 +47,12 @@ def make_optimizer(model: nn.Module, config: TrainConfig, fused: bool | None = N
 
 
 def bits_per_dim_loss(zs: Sequence[torch.Tensor], ldj: torch.Tensor) -> torch.Tensor:
-    """Mean bits/dim of a batch from the flow's output: (D log 256 − log p) / (D log 2)."""
+    """Mean bits/dim of a batch from the flow's output, with the flow's own prior and the
+    one bits/dim formula that ``RealNVP.bits_per_dim`` uses (the loss needs gradients and the
+    DDP-wrapped forward, so it cannot call that no-grad method itself)."""
     d = sum(z[0].numel() for z in zs)
     log_p = RealNVP.prior_log_prob([z.float() for z in zs]) + ldj.float()
-    return ((d * math.log(256.0) - log_p) / (d * math.log(2.0))).mean()
+    return bits_per_dim_from_log_prob(log_p, d).mean()
 
 
 class TrainStep:
