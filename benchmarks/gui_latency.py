@@ -39,6 +39,12 @@ from pathlib import Path
 
 import numpy as np
 
+# measure the explorer of this checkout, not whichever one is installed (python benchmarks/gui_latency.py
+# puts benchmarks/ first on sys.path, not the checkout)
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
 TARGETS = {"fps": 30.0, "p95_ms": 50.0, "release_ms": 100.0, "play_fps": 30.0, "toggle_ms": 50.0}
 
 
@@ -136,12 +142,39 @@ def run(args: argparse.Namespace) -> dict:
         if not cond():
             raise TimeoutError(what)
 
+    trace_log: list = []
     try:
         spin(lambda: window.session.anchors_complete and window.settled(), 600)
         panel = window.manifold_panel
         flow = window.session.flow
         h, w = window.session.image_size
         shown = paints.add(panel.view.item, lambda item: getattr(panel, "_frame_angles", None))
+        handed: list[tuple[float, object]] = []  # when the panel gave the view each frame
+        set_image = panel.view.set_image
+
+        def timed_set_image(*a, **k):  # noqa: ANN002, ANN003, ANN202
+            handed.append((time.perf_counter(), getattr(panel, "_frame_angles", None)))
+            return set_image(*a, **k)
+
+        panel.view.set_image = timed_set_image
+        trace = os.environ.get("GUI_LATENCY_TRACE")  # debugging the speculative renderer, when there is one
+        if trace and hasattr(panel, "planner"):
+            pl, log, t00 = panel.planner, [], time.perf_counter()
+            sub, arr = pl._submit, pl._arrived
+
+            def t_sub(angles, asked):  # noqa: ANN001, ANN202
+                log.append(("ask", round((time.perf_counter() - t00) * 1000), [a[0] for a in angles], asked,
+                            round(pl._chunk_s * 1000), round(pl._move_dt * 1000, 1), pl.target_angles[0]))
+                return sub(angles, asked)
+
+            def t_arr(st, a, r):  # noqa: ANN001, ANN202
+                log.append(("got", round((time.perf_counter() - t00) * 1000), [x[0] for x in r[1]]))
+                return arr(st, a, r)
+
+            pl._submit, pl._arrived = t_sub, t_arr
+            pl.shown.connect(lambda f: log.append(("show", round((time.perf_counter() - t00) * 1000), f.angles[0],
+                                                   pl.target_angles[0])))
+            trace_log.append((trace, log))
 
         # one frame, idle-ish, for reference
         t0 = time.perf_counter()
@@ -243,6 +276,12 @@ def run(args: argparse.Namespace) -> dict:
             before = np.nonzero(mt <= t)[0]
             if before.size:
                 lags.append(abs(a - mv[before.max()]))
+        to_paint = []  # from handing a frame to the view to its paint
+        for th, ah in handed:
+            if start <= th <= drag_end:
+                later = [t for t, a in all_paints if t >= th and a == ah[0]] if ah is not None else []
+                if later:
+                    to_paint.append((later[0] - th) * 1000)
         gaps = np.diff(np.array(beats)) * 1000.0 if len(beats) > 1 else np.zeros(1)
         stalls = np.clip(gaps - heartbeat.interval(), 0, None)
         drag_s = drag_end - start
@@ -292,6 +331,7 @@ def run(args: argparse.Namespace) -> dict:
         load_after = os.getloadavg()[0]
         result = {
             "model": model,
+            "code": str(Path(sys.modules["explorer"].__file__).resolve().parent.parent),
             "image": f"{w}×{h}",
             "levels": flow.config.scales,
             "device": str(flow.device),
@@ -308,6 +348,8 @@ def run(args: argparse.Namespace) -> dict:
             "latency_p95_ms": pct(latencies, 95),
             "latency_max_ms": round(max(latencies), 1) if latencies else float("nan"),
             "moves_reached": f"{len(latencies)}/{len(moves)}",
+            "handed_to_painted_p50_ms": pct(to_paint, 50),
+            "handed_to_painted_p95_ms": pct(to_paint, 95),
             "angle_lag_p50_deg": pct(lags, 50),
             "angle_lag_p95_deg": pct(lags, 95),
             "release_to_exact_ms": round((exact_t - release_t[0]) * 1000, 1),
@@ -333,6 +375,8 @@ def run(args: argparse.Namespace) -> dict:
             and result["play_fps"] >= TARGETS["play_fps"]
             and result["toggle_max_ms"] <= TARGETS["toggle_ms"])
     finally:
+        for path, log in trace_log:
+            Path(path).write_text("\n".join(map(str, log)))
         if hog is not None:
             hog.kill()
             hog.wait()
@@ -351,6 +395,8 @@ def table(r: dict) -> str:
         ("slider-to-screen p50 / p95 / max", f"{r['latency_p50_ms']} / {r['latency_p95_ms']} / "
                                              f"{r['latency_max_ms']} ms (moves reached {r['moves_reached']})"),
         ("angle lag at paint p50 / p95", f"{r['angle_lag_p50_deg']}° / {r['angle_lag_p95_deg']}°"),
+        ("frame handed to view → painted p50 / p95", f"{r['handed_to_painted_p50_ms']} / "
+                                                      f"{r['handed_to_painted_p95_ms']} ms"),
         ("release → exact final frame", f"{r['release_to_exact_ms']} ms"),
         ("▶ play", f"{r['play_fps']} fps"),
         ("info-loss toggle → screen p50 / max", f"{r['toggle_p50_ms']} / {r['toggle_max_ms']} ms"),

@@ -29,7 +29,7 @@ from collections import deque
 from typing import Any, Callable, Sequence
 
 import numpy as np
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from .frame_cache import Angles3, Frame, FrameCache, angle_distance, wrap
 from .render import Job, Renderer
@@ -146,6 +146,11 @@ class SpeculativeRenderer(QObject):
         self._known_step = False  # ▶ play: the path is known, so decode it in bigger batches
         self._shown_frame: Frame | None = None
         self._history: deque[tuple[float, Angles3]] = deque(maxlen=5)
+        self._move_dt = 1 / 60  # seconds between moves of the gesture (running mean)
+        self._chunk_s = 0.05  # seconds from asking for a chunk to having it (running mean)
+        self._settle = QTimer(self)  # the gesture paused: decode the exact frame
+        self._settle.setSingleShot(True)
+        self._settle.timeout.connect(self.settle)
         self._inflight: dict[int, dict[str, Any]] = {}  # stamp -> {"keys", "exact", "started"}
         self._waiting: int | None = None  # stamp of the chunk submitted but maybe not started
         self.submitted = 0  # chunks asked for (tests, read-out)
@@ -182,6 +187,10 @@ class SpeculativeRenderer(QObject):
         f = self._shown_frame
         return f is not None and angle_distance(f.angles, self._target) <= 1e-6
 
+    def in_gesture(self) -> bool:
+        """A drag or ▶ is moving the position (the step is known or estimated)."""
+        return self._step is not None
+
     def busy(self) -> bool:
         return bool(self._inflight)
 
@@ -189,7 +198,9 @@ class SpeculativeRenderer(QObject):
     def target(self, angles: Sequence[float], step: Sequence[float] | None = None) -> None:
         """The position moved (a drag, a key, ▶): show the best frame there is, plan the next batch.
 
-        ``step`` is the known step per move (▶ play); otherwise it is estimated from the last moves.
+        ``step`` is the known step per move (▶ play); otherwise it is estimated from the last moves,
+        and while they keep coming the batch covers where the gesture will be when it is decoded
+        (the exact frame follows when the gesture pauses or ends: :meth:`settle`).
         """
         a = _norm(angles)
         now = time.perf_counter()
@@ -203,6 +214,8 @@ class SpeculativeRenderer(QObject):
         self._target = a
         if self._source is None:
             return
+        if self._step is not None and not self._known_step:
+            self._settle.start(max(30, int(2500 * self._move_dt)))
         self.meter.asked(a)
         f = self.cache.exact(a)
         if f is None:
@@ -212,6 +225,14 @@ class SpeculativeRenderer(QObject):
                 f = near
         if f is not None and f is not self._shown_frame:
             self._display(f)
+        self._plan()
+
+    def settle(self) -> None:
+        """The gesture ended or paused (slider released): stop predicting, decode the exact frame first."""
+        self._settle.stop()
+        self._history.clear()
+        if not self._known_step:
+            self._step = None
         self._plan()
 
     def prefetch(self, step: Sequence[float]) -> None:
@@ -229,6 +250,8 @@ class SpeculativeRenderer(QObject):
         self._history.append((now, a))
         if len(self._history) < 2:
             return None
+        times = [t for t, _ in self._history]
+        self._move_dt = 0.7 * self._move_dt + 0.3 * min(HISTORY_S, times[-1] - times[-2])
         pts = [p for _, p in self._history]
         deltas = [[_signed(y - x) for x, y in zip(p, q)] for p, q in zip(pts, pts[1:])][-3:]
         step = tuple(float(np.median([d[i] for d in deltas])) for i in range(3))
@@ -257,20 +280,37 @@ class SpeculativeRenderer(QObject):
             if info is not None and not info["started"]:
                 del self._inflight[self._waiting]
             self._waiting = None
+        step = self._step
+        if step is not None and not self._known_step and self._history and \
+                time.perf_counter() - self._history[-1][0] > max(0.05, 3 * self._move_dt):
+            step = None  # the gesture has paused: no guessing now, the exact frame next
         keys, exact = self._busy_keys()
         chunk = self.chunk * (4 if self._known_step else 1)
+        dragging = step is not None and not self._known_step
         todo: list[Angles3] = []
         t = self._target
         want_exact = self.cache.exact(t) is None and t not in exact
+        if want_exact and dragging:
+            # mid-drag the exact frame of where the slider *was* arrives too late to matter; ask for it
+            # only when speculation has nothing near to show and the worker is free
+            cur = self._shown_frame
+            lagging = cur is None or angle_distance(cur.angles, t) > self.show_tol
+            want_exact = lagging and not self._inflight
         if want_exact:
             todo.append(t)
         covered = 0  # positions just ahead already decoded or in flight
-        if self._step is not None:
-            for k in range(1, max(self.ahead, 2 * chunk) + 1):
-                p = _add(t, self._step, k)
+        if step is not None:
+            # a drag: start where the gesture will be once this chunk is decoded
+            first = min(self.ahead, max(1, math.ceil(self._chunk_s / max(self._move_dt, 1e-3)))) if dragging else 1
+            for k in range(first, first + max(self.ahead, 2 * chunk)):
+                p = _add(t, step, k)
                 kk = self.cache.key(p)
-                if kk in keys or self.cache.has_key(p) or any(self.cache.key(q) == kk for q in todo):
-                    covered += len(todo) == (0 if not want_exact else 1)
+                if self._known_step:  # ▶ shows only exact frames: a neighbour in the same bin is no use
+                    done = p in exact or self.cache.exact(p) is not None or p in todo
+                else:
+                    done = kk in keys or self.cache.has_key(p) or any(self.cache.key(q) == kk for q in todo)
+                if done:
+                    covered += len(todo) == (1 if want_exact else 0)
                     continue
                 todo.append(p)
                 if len(todo) >= chunk:
@@ -283,7 +323,8 @@ class SpeculativeRenderer(QObject):
 
     def _submit(self, angles: list[Angles3], asked: Angles3 | None) -> None:
         source, epoch = self._source, self.cache.epoch
-        info = {"keys": {self.cache.key(a) for a in angles}, "exact": set(angles), "started": False}
+        info = {"keys": {self.cache.key(a) for a in angles}, "exact": set(angles), "started": False,
+                "asked_at": time.perf_counter(), "path": self._known_step}
 
         def run(job: Job) -> tuple[int, list[Angles3], np.ndarray]:
             info["started"] = True
@@ -301,15 +342,18 @@ class SpeculativeRenderer(QObject):
         self.failed.emit(message)
 
     def _arrived(self, stamp: int, asked: Angles3 | None, result: tuple[int, list[Angles3], np.ndarray]) -> None:
-        self._inflight.pop(stamp, None)
+        info = self._inflight.pop(stamp, None)
+        if info is not None:
+            self._chunk_s = 0.7 * self._chunk_s + 0.3 * min(1.0, time.perf_counter() - info["asked_at"])
         if self._waiting == stamp:
             self._waiting = None
         epoch, angles, frames = result
         if epoch != self.cache.epoch:
             self.dropped_stale += 1
             return
+        path = info is not None and info["path"]  # ▶'s frames were asked for, like the exact one
         for a, rgb in zip(angles, frames):
-            self.cache.put(Frame(a, rgb, speculative=a != asked), epoch)
+            self.cache.put(Frame(a, rgb, speculative=a != asked and not path), epoch)
         self._refresh()
         self._plan()
 

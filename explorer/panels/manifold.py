@@ -13,6 +13,7 @@ Ctrl+Shift+Z undo and redo angle and anchor changes.
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -92,6 +93,7 @@ class ManifoldPanel(QWidget):
         self._restoring = False  # undo/redo is applying a change: do not record it again
         self._focused_angle = "phi"
         self._grid_phi2: float | None = None
+        self._info_at = 0.0  # when the view's caption last changed (it follows a drag at ~10 Hz)
         self.planner = SpeculativeRenderer(hub.renderer, parent=self)
         self.planner.shown.connect(self._show_frame)
         self.planner.failed.connect(lambda m: self.hub.message.emit(m, "error"))
@@ -135,6 +137,7 @@ class ManifoldPanel(QWidget):
         self.pad = AnglePad()
         self.pad.setFixedSize(140, 140)
         self.pad.moved.connect(self._pad_moved)
+        self.pad.released.connect(self._gesture_ended)
         pad_help = QLabel("Drag the point: φ′ across, φ down, both 0°…360°. The tinted square is the "
                           "grid's 0°…90° range with its corner anchors.\n\nSpace play/pause · ←/→ step · "
                           "Home reset · Ctrl+Z undo")
@@ -146,7 +149,7 @@ class ManifoldPanel(QWidget):
             ctl.valueChanged.connect(lambda v, key=key: self._angle_changed(key, v))
             ctl.playToggled.connect(self._play_toggled)
             ctl.slider.sliderPressed.connect(lambda key=key: self._focus_angle(key))
-            ctl.slider.sliderReleased.connect(self._commit_angles)
+            ctl.slider.sliderReleased.connect(self._gesture_ended)
             self.controls[key] = ctl
             al.addWidget(ctl)
         self.speed = QDoubleSpinBox()
@@ -166,6 +169,9 @@ class ManifoldPanel(QWidget):
         self.weights = QLabel()
         self.weights.setStyleSheet("color: #9aa0a6; font-family: monospace; font-size: 11px;")
         self.weights.setWordWrap(True)
+        # a fixed size: its text changes with every move, and a label that may change size makes Qt
+        # lay out the whole window again each time
+        self.weights.setFixedSize(366, 32)
         al.addWidget(self.weights)
 
         # ---- grid and export
@@ -229,6 +235,11 @@ class ManifoldPanel(QWidget):
         self._commit_timer.setSingleShot(True)
         self._commit_timer.setInterval(UNDO_SETTLE_MS)
         self._commit_timer.timeout.connect(self._commit_angles)
+        self._caption = ""
+        self._caption_timer = QTimer(self)
+        self._caption_timer.setSingleShot(True)
+        self._caption_timer.setInterval(100)
+        self._caption_timer.timeout.connect(self._update_caption)
         self._readout_timer = QTimer(self)
         self._readout_timer.setInterval(250)
         self._readout_timer.timeout.connect(self._update_readout)
@@ -331,6 +342,13 @@ class ManifoldPanel(QWidget):
             self._commit_timer.start()
         self.render()
 
+    def _gesture_ended(self) -> None:
+        """Slider or pad released: the exact frame now, and one undo step for the whole drag."""
+        self.planner.settle()
+        if self._caption_timer.isActive():
+            self._update_caption()
+        self._commit_angles()
+
     def _focus_angle(self, key: str) -> None:
         self._focused_angle = key
 
@@ -418,8 +436,23 @@ class ManifoldPanel(QWidget):
         a, b, c = frame.angles
         target = self.planner.target_angles
         near = target is not None and angle_distance(frame.angles, target) > 1e-6
-        self.view.set_image(frame.rgb, f"{'≈ nearest decoded: ' if near else ''}"
-                                       f"φ = {a:.1f}°   φ′ = {b:.1f}°   φ″ = {c:.1f}°")
+        caption = f"{'≈ nearest decoded: ' if near else ''}φ = {a:.1f}°   φ′ = {b:.1f}°   φ″ = {c:.1f}°"
+        now = time.perf_counter()
+        moving = self.timer.isActive() or self.planner.in_gesture()
+        if moving and now - self._info_at < 0.1:  # the caption follows a drag at 10 Hz (each change relayouts)
+            self._caption = caption
+            self.view.set_image(frame.rgb, self.view.info.text())
+            if not self._caption_timer.isActive():
+                self._caption_timer.start()
+        else:
+            self._info_at = now
+            self.view.set_image(frame.rgb, caption)
+
+    def _update_caption(self) -> None:
+        self._caption_timer.stop()
+        self._info_at = time.perf_counter()
+        if self._caption and self.view.has_image:
+            self.view.info.setText(self._caption)
 
     def _update_readout(self) -> None:
         text = self.planner.meter.text()
@@ -506,6 +539,8 @@ class ManifoldPanel(QWidget):
             self.timer.start()
         else:
             self.timer.stop()
+            if self._caption_timer.isActive():
+                self._update_caption()
 
     def _play_step(self) -> tuple[float, float, float]:
         v = self.speed.value()
@@ -543,6 +578,8 @@ class ManifoldPanel(QWidget):
         for ctl in self.controls.values():
             ctl.play.setChecked(False)
         self.timer.stop()
+        if self._caption_timer.isActive():
+            self._update_caption()
 
     # ---------------------------------------------------------------- export
     def export_sweep(self, options: ExportOptions, which: str = "phi", span: float = 360.0) -> int:
