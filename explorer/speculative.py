@@ -148,6 +148,7 @@ class SpeculativeRenderer(QObject):
         self._history: deque[tuple[float, Angles3]] = deque(maxlen=5)
         self._move_dt = 1 / 60  # seconds between moves of the gesture (running mean)
         self._chunk_s = 0.05  # seconds from asking for a chunk to having it (running mean)
+        self._last_chunk_s = 0.05
         self._settle = QTimer(self)  # the gesture paused: decode the exact frame
         self._settle.setSingleShot(True)
         self._settle.timeout.connect(self.settle)
@@ -301,7 +302,10 @@ class SpeculativeRenderer(QObject):
         covered = 0  # positions just ahead already decoded or in flight
         if step is not None:
             # a drag: start where the gesture will be once this chunk is decoded
-            first = min(self.ahead, max(1, math.ceil(self._chunk_s / max(self._move_dt, 1e-3)))) if dragging else 1
+            # (a chunk landing behind the slider is wasted, one landing ahead is shown when it gets there:
+            # so lead by half as much again as the slower of the mean and the last chunk took)
+            lead = 1.5 * max(self._chunk_s, self._last_chunk_s)
+            first = min(2 * self.ahead, max(1, math.ceil(lead / max(self._move_dt, 1e-3)))) if dragging else 1
             for k in range(first, first + max(self.ahead, 2 * chunk)):
                 p = _add(t, step, k)
                 kk = self.cache.key(p)
@@ -344,7 +348,8 @@ class SpeculativeRenderer(QObject):
     def _arrived(self, stamp: int, asked: Angles3 | None, result: tuple[int, list[Angles3], np.ndarray]) -> None:
         info = self._inflight.pop(stamp, None)
         if info is not None:
-            self._chunk_s = 0.7 * self._chunk_s + 0.3 * min(1.0, time.perf_counter() - info["asked_at"])
+            self._last_chunk_s = min(1.0, time.perf_counter() - info["asked_at"])
+            self._chunk_s = 0.7 * self._chunk_s + 0.3 * self._last_chunk_s
         if self._waiting == stamp:
             self._waiting = None
         epoch, angles, frames = result
