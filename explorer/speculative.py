@@ -305,8 +305,12 @@ class SpeculativeRenderer(QObject):
             # (a chunk landing behind the slider is wasted, one landing ahead is shown when it gets there:
             # so lead by half as much again as the slower of the mean and the last chunk took)
             lead = 1.5 * max(self._chunk_s, self._last_chunk_s)
-            first = min(2 * self.ahead, max(1, math.ceil(lead / max(self._move_dt, 1e-3)))) if dragging else 1
-            for k in range(first, first + max(self.ahead, 2 * chunk)):
+            move_dt = max(self._move_dt, 1e-3)
+            first = min(2 * self.ahead, max(1, math.ceil(lead / move_dt))) if dragging else 1
+            # when frames take longer than moves (a loaded CPU, 64×64), decode every n-th position ahead:
+            # the screen then changes as often as the worker can keep up, never freezes waiting for all
+            stride = max(1, min(8, round(self._chunk_s / chunk / move_dt))) if dragging else 1
+            for k in range(first, first + stride * max(self.ahead, 2 * chunk), stride):
                 p = _add(t, step, k)
                 kk = self.cache.key(p)
                 if self._known_step:  # ▶ shows only exact frames: a neighbour in the same bin is no use
