@@ -53,8 +53,10 @@ class AnglePad(QWidget):
         return self._dragging
 
     # ---- geometry
+    MARGIN = 7  # the point (radius 5.5) stays inside the widget at 0° and 360°
+
     def square(self) -> QRectF:
-        side = min(self.width(), self.height()) - 2
+        side = min(self.width(), self.height()) - 2 * self.MARGIN
         return QRectF((self.width() - side) / 2, (self.height() - side) / 2, side, side)
 
     def to_pos(self, phi: float, phi1: float) -> QPointF:

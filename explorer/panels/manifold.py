@@ -168,7 +168,6 @@ class ManifoldPanel(QWidget):
         al.addLayout(row)
         self.weights = QLabel()
         self.weights.setStyleSheet("color: #9aa0a6; font-family: monospace; font-size: 11px;")
-        self.weights.setWordWrap(True)
         # a fixed size: its text changes with every move, and a label that may change size makes Qt
         # lay out the whole window again each time
         self.weights.setFixedSize(366, 32)
@@ -368,7 +367,8 @@ class ManifoldPanel(QWidget):
 
     def _update_weights(self) -> None:
         w = nc.sphere_weights(*self.session.angles.radians())
-        self.weights.setText("weights  " + "  ".join(f"z{i + 1} {x:+.2f}" for i, x in enumerate(w)))
+        parts = [f"z{i + 1} {x:+.2f}" for i, x in enumerate(w)]
+        self.weights.setText("weights  " + "  ".join(parts[:4]) + "\n         " + "  ".join(parts[4:]))
 
     # ---------------------------------------------------------------- undo / redo
     def undo(self) -> None:
