@@ -438,8 +438,8 @@ class ManifoldPanel(QWidget):
         near = target is not None and angle_distance(frame.angles, target) > 1e-6
         caption = f"{'≈ nearest decoded: ' if near else ''}φ = {a:.1f}°   φ′ = {b:.1f}°   φ″ = {c:.1f}°"
         now = time.perf_counter()
-        moving = self.timer.isActive() or self.planner.in_gesture()
-        if moving and now - self._info_at < 0.1:  # the caption follows a drag at 10 Hz (each change relayouts)
+        dragging = self.planner.in_gesture() and not self.timer.isActive()
+        if dragging and now - self._info_at < 0.1:  # the caption follows a drag at 10 Hz (each change relayouts)
             self._caption = caption
             self.view.set_image(frame.rgb, self.view.info.text())
             if not self._caption_timer.isActive():
