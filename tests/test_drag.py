@@ -333,3 +333,38 @@ def test_play_decodes_its_path_in_batches(qtbot, window):
     assert max(sizes) >= planner.chunk * 2  # the known path is decoded many frames at a time
     assert window.session.angles.phi2 % 2.0 == pytest.approx(0.0, abs=1e-6) or \
         window.session.angles.phi2 % 2.0 == pytest.approx(2.0, abs=1e-6)
+
+
+# ---------------------------------------------------------------- information loss: one batch, then lookups
+def test_all_level_subsets_and_strip_sets():
+    from explorer.infoloss_cache import all_level_sets, strip_sets
+
+    sets = all_level_sets(3)
+    assert len(sets) == 8 and len(set(sets)) == 8 and sets[0] == frozenset()
+    assert strip_sets(3) == [frozenset(), frozenset({1}), frozenset({1, 2})]
+
+
+def test_infoloss_toggles_are_lookups_after_one_batch(qtbot, window, tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    path = tmp_path / "x.png"
+    Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(path)
+    window.encode_panel.add_paths([str(path)])
+    qtbot.waitUntil(lambda: window.settled() and window.session.current_image is not None, timeout=30000)
+    window.tabs.setCurrentIndex(2)
+    ip = window.infoloss_panel
+    ip.level_boxes[1].setChecked(True)  # z(2): decoded alone first, then every other subset in one batch
+    qtbot.waitUntil(window.settled, timeout=30000)
+    jobs = []
+    window.renderer._worker.finished_job.connect(lambda job, status, value: jobs.append(job.key))
+    s, e = window.session, window.session.current_image
+    for levels in ({1}, {1, 3}, {3}, set(), {1, 2, 3}):
+        ip.set_levels(levels)
+        # on screen at once, before any event-loop turn, and the same picture a single decode gives
+        want = S.infoloss_image(s.flow, e.latents, levels, s.infoloss.temperature, s.infoloss.seed, s.infoloss.mode)
+        assert np.abs(ip.result.image().astype(int) - want.astype(int)).max() <= 1
+    ip.strip_btn.click()
+    assert ip.strip_image() is not None  # the strip's subsets were in the batch too
+    qtbot.wait(50)
+    assert [k for k in jobs if k.startswith("infoloss")] == []
