@@ -38,6 +38,7 @@ from .render import Job, Renderer
 Source = Callable[[Sequence[Angles3], Callable[[float], None]], np.ndarray]
 
 HISTORY_S = 0.15  # moves further apart than this are not one gesture
+AROUND = 6  # degrees either side of a resting position decoded ahead of the next drag
 
 
 def manifold_source(flow: Any, anchors: Sequence[Any]) -> Source:
@@ -144,6 +145,7 @@ class SpeculativeRenderer(QObject):
         self._target: Angles3 | None = None
         self._step: Angles3 | None = None
         self._known_step = False  # ▶ play: the path is known, so decode it in bigger batches
+        self._axis = 0  # the angle the last gesture moved most (where to decode around a rest)
         self._shown_frame: Frame | None = None
         self._history: deque[tuple[float, Angles3]] = deque(maxlen=5)
         self._move_dt = 1 / 60  # seconds between moves of the gesture (running mean)
@@ -208,6 +210,8 @@ class SpeculativeRenderer(QObject):
         self._known_step = step is not None
         if step is None:
             self._step = self._estimate(now, a)
+            if self._step is not None:
+                self._axis = max(range(3), key=lambda i: abs(self._step[i]))  # type: ignore[index]
         else:
             self._history.clear()
             st = tuple(round(_signed(s), 6) for s in step)
@@ -323,11 +327,31 @@ class SpeculativeRenderer(QObject):
                 todo.append(p)
                 if len(todo) >= chunk:
                     break
+        if not todo and step is None and not self._inflight and self.done():
+            todo = self._around(t, keys)  # at rest: the first moves of the next drag
         if not todo:
             return
         if not want_exact and len(todo) < chunk and (self._inflight or covered >= chunk):
             return  # a partial chunk waits: batches are what make this fast
         self._submit(todo[:chunk], asked=t if want_exact else None)
+
+    def _around(self, t: Angles3, busy: set) -> list[Angles3]:
+        """Positions 1°…``AROUND``° either side of ``t`` along the angle moved last, not decoded yet.
+
+        Decoded while the user rests, a chunk at a time (any move replaces the waiting chunk), so the
+        first moves of the next drag — before its speed is known — find a frame at once.
+        """
+        unit = [0.0, 0.0, 0.0]
+        unit[self._axis] = 1.0
+        out = []
+        for k in range(1, AROUND + 1):
+            for sign in (1, -1):
+                p = _add(t, tuple(unit), sign * k)  # type: ignore[arg-type]
+                if self.cache.key(p) not in busy and not self.cache.has_key(p):
+                    out.append(p)
+                    if len(out) >= self.chunk:
+                        return out
+        return out
 
     def _submit(self, angles: list[Angles3], asked: Angles3 | None) -> None:
         source, epoch = self._source, self.cache.epoch

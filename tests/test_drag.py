@@ -157,8 +157,8 @@ def test_stale_batches_are_dropped(qtbot, planner):
     assert all(f.rgb[0, 0, 0] != (100 + 300) % 256 for f in planner.cache._frames.values())
     # and a batch of an old epoch that still arrives is dropped, counted
     before = planner.dropped_stale
-    planner._arrived(-1, None, (planner.cache.epoch - 1, [(31.0, 0.0, 0.0)], np.zeros((1, 4, 4, 3), np.uint8)))
-    assert planner.dropped_stale == before + 1 and planner.cache.exact((31.0, 0.0, 0.0)) is None
+    planner._arrived(-1, None, (planner.cache.epoch - 1, [(45.0, 0.0, 0.0)], np.zeros((1, 4, 4, 3), np.uint8)))
+    assert planner.dropped_stale == before + 1 and planner.cache.exact((45.0, 0.0, 0.0)) is None
 
 
 def test_waiting_batches_are_replaced_not_queued(qtbot, planner):
@@ -170,9 +170,21 @@ def test_waiting_batches_are_replaced_not_queued(qtbot, planner):
     planner.settle()  # and lets go (the slider's release)
     src.gate.set()
     wait_done(qtbot, planner)
-    assert len(src.batches) <= 3  # not 30: the one running, then the exact frame that replaced the rest
-    assert [(79.0, 0.0, 0.0)] in src.batches
+    # not 30: the one running, then the exact frame that replaced the rest (then, at rest, the frames around it)
+    assert [(79.0, 0.0, 0.0)] in src.batches[:3]
     assert planner.shown_frame.angles == (79.0, 0.0, 0.0)
+
+
+def test_at_rest_the_positions_around_are_decoded(qtbot, planner):
+    src = FakeSource()
+    planner.set_source(src, (4, 4))
+    planner.target((100.0, 0.0, 0.0))
+    wait_done(qtbot, planner)
+    qtbot.waitUntil(lambda: not planner.busy() and not planner.renderer.busy, timeout=10000)
+    for k in range(1, 7):  # φ ± 1°…6°: the first moves of the next drag find a frame at once
+        assert planner.cache.exact((100.0 + k, 0.0, 0.0)) is not None
+        assert planner.cache.exact((100.0 - k, 0.0, 0.0)) is not None
+    assert planner.shown_frame.angles == (100.0, 0.0, 0.0)  # and the exact frame stays on screen
 
 
 def test_grid_frames_reuse_and_fill_the_cache(qtbot, planner):

@@ -446,6 +446,8 @@ class ManifoldPanel(QWidget):
                 self._caption_timer.start()
         else:
             self._info_at = now
+            self._caption = caption
+            self._caption_timer.stop()  # a pending older caption must not overwrite this one
             self.view.set_image(frame.rgb, caption)
 
     def _update_caption(self) -> None:
