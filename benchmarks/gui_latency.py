@@ -271,6 +271,7 @@ def run(args: argparse.Namespace) -> dict:
             hit = [t for t, j in matched if t >= ti and j >= i]
             if hit:
                 latencies.append((min(hit) - ti) * 1000)
+        worst = sorted(range(len(latencies)), key=lambda i: -latencies[i])[:10]
         lags = []
         for t, a in drag_paints:
             before = np.nonzero(mt <= t)[0]
@@ -348,6 +349,7 @@ def run(args: argparse.Namespace) -> dict:
             "latency_p95_ms": pct(latencies, 95),
             "latency_max_ms": round(max(latencies), 1) if latencies else float("nan"),
             "moves_reached": f"{len(latencies)}/{len(moves)}",
+            "worst_moves": [(i, round(latencies[i], 1)) for i in worst],  # (move index, ms)
             "handed_to_painted_p50_ms": pct(to_paint, 50),
             "handed_to_painted_p95_ms": pct(to_paint, 95),
             "angle_lag_p50_deg": pct(lags, 50),
