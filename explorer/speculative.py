@@ -308,7 +308,7 @@ class SpeculativeRenderer(QObject):
             # a drag: start where the gesture will be once this chunk is decoded
             # (a chunk landing behind the slider is wasted, one landing ahead is shown when it gets there:
             # so lead by half as much again as the slower of the mean and the last chunk took)
-            lead = 2.5 * max(self._chunk_s, self._last_chunk_s)
+            lead = 1.5 * max(self._chunk_s, self._last_chunk_s)
             move_dt = max(self._move_dt, 1e-3)
             first = min(2 * self.ahead, max(1, math.ceil(lead / move_dt))) if dragging else 1
             # when frames take longer than moves (a loaded CPU, 64×64), decode every n-th position ahead:
