@@ -150,6 +150,7 @@ class MainWindow(QMainWindow):
         self.model_panel.browse_requested.connect(self.browse_model)
         self.training_panel.open_model_requested.connect(self.open_model)
         self.canvas_panel.status_message.connect(lambda m: self.show_status(m))
+        self.manifold_panel.readout.connect(self.drag_label.setText)
         self.renderer.busy_changed.connect(self._busy_changed)
         self.renderer.progress.connect(self._progress)
 
@@ -174,7 +175,9 @@ class MainWindow(QMainWindow):
         self.model_label = QLabel()
         self.device_label = QLabel()
         sb.addWidget(self.message_bar, 1)
-        for w in (self.busy_bar, self.model_label, self.device_label):
+        self.drag_label = QLabel()  # the Manifold tab's frames/s and latency while dragging
+        self.drag_label.setStyleSheet("color: #9aa0a6;")
+        for w in (self.drag_label, self.busy_bar, self.model_label, self.device_label):
             sb.addPermanentWidget(w)
 
     def _build_menus(self) -> None:

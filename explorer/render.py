@@ -45,6 +45,7 @@ class Job:
     stamp: int
     fn: Callable[["Job"], Any]
     replace: bool = True
+    priority: int = 0  # higher runs first; equal priorities run oldest first
     on_result: Callable[[Any], None] | None = None
     on_error: Callable[[str], None] | None = None
     on_progress: Callable[[float, str], None] | None = None
@@ -148,8 +149,8 @@ class _Worker(QThread):
                     self._cond.wait()
                 if self._stopping:
                     return
-                # oldest request first: keys never starve each other
-                k = min(self._pending, key=lambda k: self._pending[k].stamp)
+                # highest priority, then oldest request first: keys never starve each other
+                k = min(self._pending, key=lambda k: (-self._pending[k].priority, self._pending[k].stamp))
                 job = self._pending.pop(k)
                 self._running = job
             job._emit_progress = self._emit_progress
@@ -209,17 +210,19 @@ class Renderer(QObject):
         on_error: Callable[[str], None] | None = None,
         on_progress: Callable[[float, str], None] | None = None,
         replace: bool = True,
+        priority: int = 0,
     ) -> int:
         """Queue ``fn(job)`` under ``key``; returns the request's stamp.
 
         ``replace=False`` keeps every request of the key (used for encoding dropped
-        files: each drop must be processed, not just the last).
+        files: each drop must be processed, not just the last). A higher ``priority``
+        runs before older pending work (the exact frame of a drag before speculation).
         """
         if self._closed:
             return -1
         stamp = self._last_stamp = next(self._stamps)
         job = Job(key=key, stamp=stamp, fn=fn, replace=replace, on_result=on_result,
-                  on_error=on_error, on_progress=on_progress)
+                  on_error=on_error, on_progress=on_progress, priority=priority)
         before = self._outstanding
         dropped = self._worker.put(job)
         self._outstanding += 1 - len(dropped)

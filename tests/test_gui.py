@@ -144,17 +144,18 @@ def test_drop_images_and_folders_bad_ones_reported(qtbot, window, tiny_model_pat
     ep.list.setCurrentRow(1)
     assert s.current == 1
     assert not np.array_equal(ep.level_views[0].image(), first)
-    # hover read-out on a level view
+    # hover read-out on a level view (the input-layout views; the true-element views: test_latent_views.py)
     view = ep.level_views[0]  # z(1): 8×8 values shown over the 16×16 input
     e = s.current_image
     expected = e.levels[0].mean(axis=0)
+    ep.mode.setCurrentIndex(ep.mode.findData("mean"))
     scene = view.view.mapViewToScene(QPointF(5.5, 2.5))  # input pixel (5, 2) → level pixel (2, 1)
     view._on_mouse(scene)
-    assert view.info.text() == f"x=2 y=1  value {expected[1, 2]:+.3f}"
-    assert "range" in view._range_text
-    ep.channel.setCurrentIndex(1)  # red channel only
+    assert view.info.text().endswith(f"y=1, x=2: {expected[1, 2]:+.5f}")
+    assert "values" in view._range_text
+    ep.mode.setCurrentIndex(ep.mode.findData("r"))  # red channel only
     view._on_mouse(scene)
-    assert view.info.text() == f"x=2 y=1  value {e.levels[0][0, 1, 2]:+.3f}"
+    assert view.info.text().endswith(f"y=1, x=2: {e.levels[0][0, 1, 2]:+.5f}")
     # a chosen crop instead of the centre one
     from nvp_core.images import fit_image
 

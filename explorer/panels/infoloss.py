@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
 
 from .. import export
 from ..hub import Hub
+from ..infoloss_cache import InfoLossCache, all_level_sets, decode_level_sets, strip_sets
 from ..widgets import ImageView, section
 
 
@@ -27,6 +28,7 @@ class InfoLossPanel(QWidget):
         self.session = hub.session
         self.level_boxes: list[QCheckBox] = []
         self._strip: list[np.ndarray] = []
+        self.decoded = InfoLossCache()  # every level subset of the current image, decoded in one batch
 
         lay = QHBoxLayout(self)
         lay.addWidget(self._build_controls())
@@ -213,7 +215,21 @@ class InfoLossPanel(QWidget):
         self.render()
 
     # ---------------------------------------------------------------- rendering
+    def _subsets(self) -> tuple[object, tuple, dict]:
+        """(entry, cache key, decoded subsets) for the current image and noise settings."""
+        s = self.session
+        e, il = s.current_image, s.infoloss
+        key = (s.model_generation, *InfoLossCache.key(e, il.temperature, il.seed, il.mode))
+        return e, key, self.decoded.frames(e, key)
+
+    def _decode_task(self, sets: list) -> object:
+        s = self.session
+        flow, zs, il = s.require_flow(), s.subject_latents(), s.infoloss
+        t, seed, mode = il.temperature, il.seed, il.mode
+        return lambda job: decode_level_sets(flow, zs, sets, t, seed, mode, job)
+
     def render(self) -> None:
+        """Show the chosen subset: from the batch if decoded, else decoded alone first, then the rest in one batch."""
         s = self.session
         if s.flow is None or s.current_image is None:
             return
@@ -221,26 +237,52 @@ class InfoLossPanel(QWidget):
         desc = ("nothing resampled" if not il.levels else
                 "z(" + ",".join(str(k) for k in sorted(il.levels)) + ") → " +
                 ("0" if il.mode == "zero" else f"ε, T = {il.temperature:.2f}, seed {il.seed}"))
-        self.hub.renderer.submit("infoloss", s.infoloss_task(),
-                                 on_result=lambda img: self.result.set_image(img, desc),
-                                 on_error=lambda m: self.hub.message.emit(m, "error"))
+        e, key, done = self._subsets()
+        if not done:
+            done[frozenset()] = e.recon  # nothing replaced: g(f(x)), already decoded by the encoder
+        chosen = frozenset(il.levels)
+        if chosen in done:
+            self.hub.renderer.cancel("infoloss")
+            self.result.set_image(done[chosen], desc)
+        else:
+            def one(img_batch: np.ndarray) -> None:
+                self.decoded.put(e, key, [chosen], img_batch)
+                if key == self._subsets()[1] and frozenset(self.session.infoloss.levels) == chosen:
+                    self.result.set_image(img_batch[0], desc)
+
+            self.hub.renderer.submit("infoloss", self._decode_task([chosen]), on_result=one,
+                                     on_error=lambda m: self.hub.message.emit(m, "error"), priority=1)
+        rest = [x for x in all_level_sets(s.levels) if x not in done and x != chosen]
+        if rest:
+            self.hub.renderer.submit("infoloss-all", self._decode_task(rest),
+                                     on_result=lambda imgs: self.decoded.put(e, key, rest, imgs),
+                                     on_error=lambda m: self.hub.message.emit(m, "error"))
 
     def render_strip(self) -> None:
         s = self.session
         if s.flow is None or s.current_image is None:
             return
+        mode, t = s.infoloss.mode, s.infoloss.temperature
+        e, key, done = self._subsets()
+        sets = strip_sets(s.levels)
 
-        def done(frames: list[np.ndarray]) -> None:
+        def show(frames: list[np.ndarray]) -> None:
             self._strip = frames
             self.save_strip_btn.setEnabled(True)
             L = len(frames)
             self.strip_view.set_image(self.strip_image(), f"{L} columns: g(z), then z(1) … z(1..{L - 1}) resampled"
-                                      f" ({'zeros' if s.infoloss.mode == 'zero' else f'T = {s.infoloss.temperature:.2f}'})")
+                                      f" ({'zeros' if mode == 'zero' else f'T = {t:.2f}'})")
 
-        def failed(m: str) -> None:
-            self.hub.message.emit(m, "error")
+        if all(x in done for x in sets):
+            show([done[x] for x in sets])
+            return
 
-        self.hub.renderer.submit("infoloss-strip", s.infoloss_strip_task(), on_result=done, on_error=failed)
+        def arrived(imgs: np.ndarray) -> None:
+            self.decoded.put(e, key, sets, imgs)
+            show(list(imgs))
+
+        self.hub.renderer.submit("infoloss-strip", self._decode_task(sets), on_result=arrived,
+                                 on_error=lambda m: self.hub.message.emit(m, "error"))
 
     def strip_image(self) -> np.ndarray | None:
         return export.grid(self._strip, columns=len(self._strip), gap=2) if self._strip else None
