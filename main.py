@@ -1,4 +1,8 @@
-"""NVP Explorer: `python main.py [MODEL] [--device cpu|cuda|auto] [--images …] [--tab NAME] [--screenshot out.png]`."""
+"""NVP Explorer: `python main.py [MODEL] [--device cpu|cuda|auto] [--images …] [--tab NAME] [--fresh] [--screenshot PNG]`.
+
+Only `explorer.app` is imported here: it parses the arguments before importing Qt
+or torch, so `--help` and argument errors answer at once.
+"""
 import os
 import sys
 

@@ -1,7 +1,8 @@
 """Training throughput: images/s of a full step (forward + backward + Adam), and GFLOP/s.
 
-The step is the Trainer's own: logit preprocessing, the flow, the Gaussian prior,
-bits/dim loss, backward, grad-norm clipping, Adam. Configurations: the paper's
+The step is the Trainer's own (``nvp_core.training.TrainStep`` with ``make_optimizer``):
+dequantization of a uint8 batch, logit preprocessing, the flow, the Gaussian prior,
+bits/dim loss, backward, grad-norm clipping, Adam with L2 on the scale parameters. Configurations: the paper's
 32×32 model (4 residual blocks × 32 features), its CIFAR-10 model (8 × 64, one
 downscale), and the shipped default; eager fp32, channels-last, bf16 autocast,
 a fused Adam and torch.compile (in a child process with a time limit: inductor
@@ -35,38 +36,44 @@ class Case:
     variant: str = "eager"  # eager | 1 thread | channels_last | bf16 | fused_adam | compile
 
 
-def make_step(model: nc.RealNVP, x: torch.Tensor, variant: str, forward=None):
-    """One training step as the Trainer does it; returns a closure."""
-    fused = variant == "fused_adam" and x.device.type in ("cpu", "cuda")
-    opt = torch.optim.Adam(model.parameters(), lr=1e-4, fused=True) if fused else \
-        torch.optim.Adam(model.parameters(), lr=1e-4)
-    params = list(model.parameters())
-    amp = variant == "bf16"
-    fwd = model if forward is None else forward
-    d = x[0].numel()
+def make_step(model: nc.RealNVP, x8: torch.Tensor, variant: str, compile: bool = False, on_fallback=None):
+    """One training step exactly as the Trainer runs it; returns a closure.
 
-    def step() -> None:
-        opt.zero_grad(set_to_none=True)
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
-            zs, ldj = fwd(x)
-        log_p = nc.RealNVP.prior_log_prob([z.float() for z in zs]) + ldj.float()
-        loss = ((d * 5.545177444479562 - log_p) / (d * 0.6931471805599453)).mean()  # bits/dim
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 100.0)
-        opt.step()
+    ``nvp_core.training.TrainStep`` with the Trainer's optimizer (Adam, L2 on the
+    scale parameters, ``make_optimizer``), its default learning rate, warm-up and
+    gradient clipping, fed the way the Trainer feeds it: a uint8 batch dequantized
+    with the step's seeded noise (``dequantize_batch``) and moved to the device.
+    The images are random (arithmetic does not depend on the content).
+    """
+    from nvp_core.data import dequantize_batch
+    from nvp_core.training import TrainConfig, TrainStep, make_optimizer
 
-    return step
+    cfg = TrainConfig()
+    device = next(model.parameters()).device
+    fused = True if variant == "fused_adam" and device.type in ("cpu", "cuda") else None
+    step = TrainStep(model, make_optimizer(model, cfg, fused=fused), grad_clip=cfg.grad_clip,
+                     amp=variant == "bf16", compile=compile, on_fallback=on_fallback)
+    memory = torch.channels_last if variant == "channels_last" else torch.contiguous_format
+    count = [0]
+
+    def run() -> None:
+        t = count[0]
+        count[0] += 1
+        x = dequantize_batch(x8, t, cfg.seed).to(device, non_blocking=True).contiguous(memory_format=memory)
+        step([x], 1, cfg.lr_at(t), t)
+
+    return run
 
 
 def build(case: Case, device: torch.device) -> tuple[nc.RealNVP, torch.Tensor]:
+    """The model (train mode) and a uint8 batch on the CPU, as the Trainer's data source gives it."""
     torch.manual_seed(0)
     model = nc.RealNVP(case.cfg).to(device).train()
-    x = torch.rand(case.batch, case.cfg.channels, case.size, case.size, generator=torch.Generator().manual_seed(1))
-    x = (x * 0.98 + 0.01).to(device)
+    x8 = torch.randint(0, 256, (case.batch, case.cfg.channels, case.size, case.size), dtype=torch.uint8,
+                       generator=torch.Generator().manual_seed(1))
     if case.variant == "channels_last":
         model = model.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
-    return model, x
+    return model, x8
 
 
 def flops_per_image(cfg: nc.FlowConfig, size: int) -> int:
@@ -81,8 +88,8 @@ def time_case(case: Case, device: torch.device, repeats: int, budget_s: float) -
     if case.variant == "1 thread":
         torch.set_num_threads(1)
     try:
-        model, x = build(case, device)
-        step = make_step(model, x, case.variant)
+        model, x8 = build(case, device)
+        step = make_step(model, x8, case.variant)
         t = measure(step, device, repeats=repeats, warmup=1, budget_s=budget_s)
     finally:
         torch.set_num_threads(threads)
@@ -98,10 +105,11 @@ from benchmarks.common import measure
 torch.set_num_threads({threads})
 case = Case("c", nc.FlowConfig.from_json({cfg!r}), {size}, {batch}, "compile")
 device = torch.device({device!r})
-model, x = build(case, device)
+model, x8 = build(case, device)
 t0 = time.perf_counter()
-compiled = torch.compile(model)
-step = make_step(model, x, "eager", forward=compiled)
+def fail(message):  # time the compiled step or nothing: no silent eager fallback
+    raise RuntimeError(message)
+step = make_step(model, x8, "eager", compile=True, on_fallback=fail)
 step()
 if device.type == "cuda":
     torch.cuda.synchronize()
@@ -213,7 +221,8 @@ def run(device: torch.device, quick: bool = False, compile_timeout_s: float = 18
         "a few steps only (see 'steps' in the JSON): treat those rows as indicative.",
         "channels_last: the whole model and its input converted with memory_format=channels_last; the s/t "
         "ResNets already run channels-last on the CPU by themselves, so this row should match 'eager'. "
-        "fused_adam: torch.optim.Adam(fused=True); bf16: torch.autocast(bfloat16) around the flow.",
+        "fused_adam: the Trainer's optimizer with fused=True; bf16: the Trainer's --amp bf16 (autocast around "
+        "the flow). Every row times nvp_core.training.TrainStep, the step the Trainer runs.",
         "compile: torch.compile of the flow (inductor), optimizer eager, timed in a child process after "
         "its first (compiling) step; 'did not finish' means the compile exceeded the limit.",
         describe_load(),

@@ -1,9 +1,18 @@
-"""Start the explorer: ``python main.py [MODEL] [--device …] [--images …] [--tab NAME] [--screenshot out.png]``.
+"""Start the explorer.
+
+    python main.py [MODEL] [--device …] [--images …] [--tab NAME] [--fresh] [--screenshot PNG]
+
+Arguments are parsed before anything heavy is imported (``--help`` and a typo
+answer at once), and a small splash window shows while torch, pyqtgraph and the
+panels load; the main window then appears with its model still loading on the
+render worker ("Opening … " in the Model tab and the status bar).
+``benchmarks/startup.py`` measures both.
 
 ``--screenshot`` is for docs and checks: it opens the window with the model,
 lets the chosen tab show what it is for (images encoded, a grid or a strip
 rendered, a canvas generated), waits until every render has finished, saves
-``QWidget.grab()`` of the window and exits 0.
+``QWidget.grab()`` of the window and exits 0. It never reads or writes the
+autosaved session (nor the user's settings).
 """
 from __future__ import annotations
 
@@ -13,14 +22,14 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
-from PySide6.QtCore import QSettings, QTimer
-from PySide6.QtWidgets import QApplication, QStyleFactory
+from .tabs import TABS, tab_key
 
-from . import session as S
-from .main_window import TABS, MainWindow, focus_tab, tab_key
-from .widgets import dark_palette
+if TYPE_CHECKING:  # the real imports happen in main(), after the arguments are parsed
+    from PySide6.QtWidgets import QApplication, QWidget
+
+    from .main_window import MainWindow
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -34,6 +43,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--size", default="1440x900", help="window size for --screenshot (WxH)")
     p.add_argument("--timeout", type=float, default=600.0, help="--screenshot gives up after this many seconds")
     p.add_argument("--settings", metavar="INI", help="use this settings file instead of the user's")
+    p.add_argument("--fresh", action="store_true",
+                   help="start with an empty session instead of the one autosaved when the window last closed")
     args = p.parse_args(argv)
     if args.tab is not None:
         try:
@@ -43,14 +54,51 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def make_app() -> QApplication:
+def _qapp() -> "QApplication":
+    """The QApplication with the explorer's names and style (PySide6 only: fast)."""
+    from PySide6.QtWidgets import QApplication, QStyleFactory
+
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "nvp-explorer"])
     app.setApplicationName("NVP Explorer")
     app.setOrganizationName("nvp-explorer")
     if "Fusion" in QStyleFactory.keys():
         app.setStyle("Fusion")
+    return app
+
+
+def make_app() -> "QApplication":
+    from .widgets import dark_palette
+
+    app = _qapp()
     app.setPalette(dark_palette())
     return app
+
+
+def show_splash() -> "QWidget":
+    """A small window shown while the heavy modules load, so a start is never a blank wait."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QColor, QFont, QPainter, QPixmap
+    from PySide6.QtWidgets import QApplication, QSplashScreen
+
+    pm = QPixmap(420, 150)
+    pm.fill(QColor(46, 47, 51))
+    p = QPainter(pm)
+    p.setPen(QColor(226, 226, 226))
+    f = QFont()
+    f.setPointSize(18)
+    f.setBold(True)
+    p.setFont(f)
+    p.drawText(pm.rect().adjusted(0, 0, 0, -40), Qt.AlignmentFlag.AlignCenter, "NVP Explorer")
+    f.setPointSize(10)
+    f.setBold(False)
+    p.setFont(f)
+    p.setPen(QColor(160, 160, 160))
+    p.drawText(pm.rect().adjusted(0, 60, 0, 0), Qt.AlignmentFlag.AlignCenter, "Loading…")
+    p.end()
+    splash = QSplashScreen(pm)
+    splash.show()
+    QApplication.processEvents()
+    return splash
 
 
 class Showcase:
@@ -59,6 +107,8 @@ class Showcase:
     def __init__(self, window: MainWindow, steps: list[Callable[[], None]], done: Callable[[], None],
                  timeout: float) -> None:
         self.window, self.steps, self.done = window, list(steps), done
+        from PySide6.QtCore import QTimer
+
         self.deadline = time.monotonic() + timeout
         self.quiet = 0
         self.timed_out = False
@@ -132,12 +182,28 @@ def tune_runtime() -> None:
     sys.setswitchinterval(0.001)
 
 
+def autosave_path() -> Path:
+    """Where the session is autosaved: ``<app data>/autosave.nvps`` (``NVP_EXPLORER_AUTOSAVE`` overrides)."""
+    env = os.environ.get("NVP_EXPLORER_AUTOSAVE")
+    if env:
+        return Path(env)
+    from . import dialogs
+
+    return dialogs.standard_folder("appdata") / "autosave.nvps"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    tune_runtime()
+    args = parse_args(argv)  # before any heavy import: --help and bad arguments answer at once
     if args.screenshot and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    app = make_app()
+    app = _qapp()
+    splash = None if args.screenshot else show_splash()
+    tune_runtime()
+    make_app()
+    from PySide6.QtCore import QSettings, QTimer
+
+    from .main_window import MainWindow, focus_tab
+
     settings = QSettings(args.settings, QSettings.Format.IniFormat) if args.settings else None
     if settings is None and os.environ.get("NVP_EXPLORER_SETTINGS"):
         settings = QSettings(os.environ["NVP_EXPLORER_SETTINGS"], QSettings.Format.IniFormat)
@@ -147,7 +213,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         scratch = Path(tempfile.mkdtemp(prefix="nvp-explorer-shot-")) / "settings.ini"
         settings = QSettings(str(scratch), QSettings.Format.IniFormat)
-    window = MainWindow(device=args.device, settings=settings)
+    # A screenshot shows what the arguments ask for, never the user's last session (nor changes it).
+    autosave = None if args.screenshot else autosave_path()
+    window = MainWindow(device=args.device, settings=settings, autosave=autosave)
     if args.screenshot:
         try:
             w, h = (int(v) for v in args.size.lower().split("x"))
@@ -158,8 +226,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.tab:
         focus_tab(window, args.tab)
     window.show()
+    if splash is not None:
+        splash.finish(window)
 
-    model = window.startup_model(args.model)
+    restore = autosave is not None and not args.fresh and autosave.is_file()
+    model = window.startup_model(args.model, session=autosave if restore else None)
     if model:
         # a given model that does not open is reported, and the default one opens instead (the images are kept)
         window.hub.open_model(model, fallback=window.startup_model(None) if args.model else None)
@@ -167,10 +238,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         window.show_message("No model found: open one with File ▸ Open model… or train one in the Training tab.",
                             "info")
     images = [p for p in args.images if p != "examples"]
-    if "examples" in args.images:
-        window.hub.load_examples()
-    if images:
-        window.encode_panel.add_paths(images)
+
+    def add_images() -> None:
+        if "examples" in args.images:
+            window.hub.load_examples()
+        if images:
+            window.encode_panel.add_paths(images)
+
+    if restore:
+        window.restore_autosave(then=add_images)  # the images asked for join the restored ones
+    else:
+        add_images()
 
     # Ctrl+C in the terminal closes the window cleanly (threads stopped) instead of being ignored.
     signal.signal(signal.SIGINT, lambda *_: window.close())
@@ -210,4 +288,4 @@ def run() -> None:
     os._exit(code)
 
 
-__all__ = ["main", "make_app", "parse_args", "run", "S"]
+__all__ = ["autosave_path", "main", "make_app", "parse_args", "run"]

@@ -1,23 +1,149 @@
-"""Dialogs of the explorer: the export dialog for sweeps and animations.
+"""Dialogs of the explorer: where file dialogs open, yes/no questions, and the
+export dialog for sweeps and animations.
 
-The dialog only gathers choices and checks them (the OK button stays disabled
-while something is wrong, with the reason shown); writing happens elsewhere
-(:func:`explorer.export.export_frames`, off the GUI thread for long sweeps).
+*Where files go.* Every file dialog has a key ("canvas-save", "sweep",
+"session-open"…) and a kind of place; it opens in the folder last chosen in
+that dialog, else in the platform's standard place for the kind
+(``QStandardPaths``: Pictures for images and sweeps, Documents for sessions,
+the application's data folder for training runs) — never in the current
+directory, which is often the source checkout. The memory lives in the
+window's ``QSettings`` (:func:`configure`); until configured it is kept in
+memory only, so tests and scratch runs never touch the user's settings.
+
+*Questions.* :func:`ask` is the one place that shows a modal question; tests
+replace it (``monkeypatch.setattr(dialogs, "ask", …)``).
+
+The export dialog only gathers choices and checks them (the OK button stays
+disabled while something is wrong, with the reason shown); writing happens
+elsewhere (:func:`explorer.export.export_frames`, off the GUI thread).
 """
 from __future__ import annotations
 
 import re
+from glob import escape as glob_escape
 from pathlib import Path
+from typing import Sequence
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSettings, QStandardPaths, Qt
 from PySide6.QtWidgets import (
     QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog, QFormLayout,
-    QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget,
+    QHBoxLayout, QLabel, QLineEdit, QMessageBox, QPushButton, QSpinBox, QVBoxLayout, QWidget,
 )
 
 from .export import ExportOptions, animation_formats
 
-__all__ = ["ExportDialog", "ExportOptions"]
+__all__ = ["ExportDialog", "ExportOptions", "ask", "configure", "folder_for", "get_existing_folder",
+           "get_open_file", "get_save_file", "remember_folder", "standard_folder", "start_folder"]
+
+# ---------------------------------------------------------------- where file dialogs open
+_PLACES = {
+    "pictures": QStandardPaths.StandardLocation.PicturesLocation,
+    "documents": QStandardPaths.StandardLocation.DocumentsLocation,
+    "appdata": QStandardPaths.StandardLocation.AppDataLocation,
+    "home": QStandardPaths.StandardLocation.HomeLocation,
+}
+#: dialog key → kind of place it starts in before the user has chosen a folder there
+DIALOG_KINDS = {
+    "canvas-save": "pictures", "canvas-folder": "pictures", "export-view": "pictures", "sweep": "pictures",
+    "frame-save": "pictures", "images": "pictures", "session-open": "documents", "session-save": "documents",
+    "training-output": "runs", "training-data": "pictures", "model": "home",
+}
+_settings: QSettings | None = None
+_memory: dict[str, str] = {}
+
+
+def configure(settings: QSettings | None) -> None:
+    """Remember dialog folders in ``settings`` (the window's); None: in memory only."""
+    global _settings
+    _settings = settings
+
+
+def standard_folder(kind: str) -> Path:
+    """The platform's place for a kind of file: "pictures", "documents", "appdata", "runs", "home".
+
+    "runs" is ``<app data>/runs``: training runs are the application's own data.
+    A place the platform does not have falls back to the home folder.
+    """
+    if kind == "runs":
+        return standard_folder("appdata") / "runs"
+    loc = _PLACES.get(kind, _PLACES["home"])
+    path = QStandardPaths.writableLocation(loc)
+    return Path(path) if path else Path.home()
+
+
+def folder_for(dialog: str, kind: str | None = None) -> Path:
+    """The folder the dialog ``dialog`` opens in: the last one chosen there, else the standard place."""
+    key = f"dialog_folders/{dialog}"
+    last = _settings.value(key, "") if _settings is not None else _memory.get(key, "")
+    if last:
+        return Path(str(last))
+    return standard_folder(kind or DIALOG_KINDS.get(dialog, "home"))
+
+
+def remember_folder(dialog: str, path: str | Path, is_file: bool | None = None) -> None:
+    """Remember where the user went in ``dialog`` (a file's folder, or the folder itself)."""
+    p = Path(path)
+    if is_file is None:
+        is_file = not p.is_dir()
+    folder = str(p.parent if is_file else p)
+    key = f"dialog_folders/{dialog}"
+    if _settings is not None:
+        _settings.setValue(key, folder)
+    else:
+        _memory[key] = folder
+
+
+def start_folder(dialog: str, kind: str | None = None, name: str = "") -> str:
+    """A start path for a QFileDialog: the nearest existing folder (a missing one confuses it)."""
+    folder = folder_for(dialog, kind)
+    existing = next((p for p in (folder, *folder.parents) if p.is_dir()), Path.home())
+    return str(existing / name) if name else str(existing)
+
+
+def get_save_file(parent: QWidget | None, dialog: str, title: str, name: str, filters: str,
+                  kind: str | None = None) -> str:
+    """QFileDialog.getSaveFileName starting in the dialog's folder; remembers the choice. "" if cancelled."""
+    path, _ = QFileDialog.getSaveFileName(parent, title, start_folder(dialog, kind, name), filters)
+    if path:
+        remember_folder(dialog, path, is_file=True)
+    return path
+
+
+def get_open_file(parent: QWidget | None, dialog: str, title: str, filters: str, kind: str | None = None) -> str:
+    path, _ = QFileDialog.getOpenFileName(parent, title, start_folder(dialog, kind), filters)
+    if path:
+        remember_folder(dialog, path, is_file=True)
+    return path
+
+
+def get_existing_folder(parent: QWidget | None, dialog: str, title: str, kind: str | None = None,
+                        start: str | None = None) -> str:
+    folder = QFileDialog.getExistingDirectory(parent, title, start or start_folder(dialog, kind))
+    if folder:
+        remember_folder(dialog, folder, is_file=False)
+    return folder
+
+
+# ---------------------------------------------------------------- questions
+def ask(parent: QWidget | None, title: str, text: str, choices: Sequence[str],
+        default: str | None = None) -> str | None:
+    """A modal question with one button per choice; the choice's text, or None when closed.
+
+    The one modal box of the explorer: asked only before losing work (closing
+    during training, replacing unsaved images). Tests replace this function.
+    """
+    box = QMessageBox(parent)
+    box.setIcon(QMessageBox.Icon.Question)
+    box.setWindowTitle(title)
+    box.setText(text)
+    buttons = {}
+    for c in choices:
+        role = QMessageBox.ButtonRole.RejectRole if c.lower() == "cancel" else QMessageBox.ButtonRole.AcceptRole
+        buttons[box.addButton(c, role)] = c
+        if c == default:
+            box.setDefaultButton(list(buttons)[-1])
+    box.exec()
+    return buttons.get(box.clickedButton())
 
 _FORMAT_LABELS = {
     ".gif": "GIF (256 colours, plays everywhere)",
@@ -87,7 +213,7 @@ class ExportDialog(QDialog):
         self.fps.setValue(20.0)
         self.fps.setSuffix(" fps")
 
-        self.folder = QLineEdit(str(default_folder or Path.cwd() / "export"))
+        self.folder = QLineEdit(str(default_folder or folder_for("sweep")))
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse)
         folder_row = QHBoxLayout()
@@ -95,6 +221,10 @@ class ExportDialog(QDialog):
         folder_row.addWidget(browse)
         self.name = QLineEdit(default_name)
         self.name.setToolTip("Prefix of the PNG files and name of the animation file")
+        self.fresh = QCheckBox("New sub-folder for each export (named by date and time)")
+        self.fresh.setChecked(True)
+        self.fresh.setToolTip("Keeps every export apart: frames of an earlier, longer export never end up "
+                              "beside the new ones, and nothing is overwritten")
 
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
@@ -105,6 +235,7 @@ class ExportDialog(QDialog):
         form.addRow("Frame rate:", self.fps)
         form.addRow("Folder:", folder_row)
         form.addRow("Name:", self.name)
+        form.addRow("", self.fresh)
 
         self.summary = QLabel()
         self.summary.setWordWrap(True)
@@ -124,7 +255,7 @@ class ExportDialog(QDialog):
         self.out_w.valueChanged.connect(lambda _: self._set_from_pixels(self.out_w))
         self.out_h.valueChanged.connect(lambda _: self._set_from_pixels(self.out_h))
         for signal in (self.frames.valueChanged, self.sequence.toggled, self.animation.currentIndexChanged,
-                       self.fps.valueChanged, self.folder.textChanged, self.name.textChanged):
+                       self.fps.valueChanged, self.folder.textChanged, self.name.textChanged, self.fresh.toggled):
             signal.connect(self._refresh)
         self._ready = True
         self._refresh()
@@ -160,9 +291,19 @@ class ExportDialog(QDialog):
 
     # ------------------------------------------------------------ validation
     def _browse(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Export into folder", self.folder.text())
+        folder = get_existing_folder(self, "sweep", "Export into folder", start=self.folder.text())
         if folder:
             self.folder.setText(folder)
+
+    def leftovers(self) -> list[Path]:
+        """Files of an earlier export with this name that this one would leave beside its own
+        (e.g. frames 0010–0059 of a 60-frame export when 10 frames are written)."""
+        opts = self.options()
+        if opts.fresh or not opts.folder.is_dir():
+            return []
+        mine = set(opts.targets())
+        return sorted(p for p in opts.folder.glob(f"{glob_escape(opts.name)}_*.png")
+                      if p not in mine and re.fullmatch(rf"{re.escape(opts.name)}_\d+\.png", p.name))
 
     def problem(self) -> str | None:
         """Why the current choices cannot be exported, or None."""
@@ -199,11 +340,17 @@ class ExportDialog(QDialog):
         if opts.animation_path is not None:
             secs = opts.frames / opts.fps
             parts.append(f"{opts.animation_path.name} ({secs:.1f} s, looping)")
-        clash = sum(p.exists() for p in opts.targets())
-        warn = f"<br><span style='color:#d99a1e'>Overwrites {clash} existing file(s).</span>" if clash else ""
-        self.summary.setText(
-            f"Writes {' and '.join(parts)} at {opts.width}×{opts.height} px into {opts.folder}{warn}"
-        )
+        if opts.fresh:
+            where = f"a new folder {opts.folder / (opts.name + '_<date>-<time>')}"
+            warn = ""
+        else:
+            where = str(opts.folder)
+            clash = sum(p.exists() for p in opts.targets())
+            stale = len(self.leftovers())
+            notes = ([f"Overwrites {clash} existing file(s)."] if clash else []) + (
+                [f"{stale} older frame(s) named {opts.name}_… stay beside the new ones."] if stale else [])
+            warn = f"<br><span style='color:#d99a1e'>{' '.join(notes)}</span>" if notes else ""
+        self.summary.setText(f"Writes {' and '.join(parts)} at {opts.width}×{opts.height} px into {where}{warn}")
 
     def options(self) -> ExportOptions:
         return ExportOptions(
@@ -215,11 +362,26 @@ class ExportDialog(QDialog):
             fps=self.fps.value(),
             folder=Path(self.folder.text().strip()).expanduser(),
             name=self.name.text().strip(),
+            fresh=self.fresh.isChecked(),
         )
 
     def accept(self) -> None:
-        if self.problem() is None:
-            super().accept()
+        """Export only with valid choices, and replace earlier files only when the user says so."""
+        if self.problem() is not None:
+            return
+        opts = self.options()
+        if not opts.fresh:
+            clash = sum(p.exists() for p in opts.targets())
+            stale = len(self.leftovers())
+            if clash or stale:
+                text = (f"{opts.folder} already holds an export named {opts.name}: "
+                        + (f"{clash} file(s) would be replaced" if clash else "nothing is replaced")
+                        + (f", and {stale} older frame(s) would stay beside the new ones" if stale else "")
+                        + ". Nothing is deleted. Tick “New sub-folder” to keep the exports apart.")
+                if ask(self, "Replace files?", text, ["Replace", "Cancel"], default="Cancel") != "Replace":
+                    return
+        remember_folder("sweep", opts.folder, is_file=False)
+        super().accept()
 
     @classmethod
     def get_options(

@@ -13,7 +13,8 @@ import errno
 import io
 import math
 import os
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -281,6 +282,9 @@ class ExportOptions:
     ``width``/``height`` are the output pixel size (frames are scaled to it);
     ``sequence`` writes ``name_0000.png…`` into ``folder``; ``animation`` is an
     extension from :func:`animation_formats` (or None) for ``folder/name.ext``.
+    ``fresh`` writes into a new sub-folder of ``folder`` instead
+    (``name_YYYYmmdd-HHMMSS``, see :func:`make_fresh_folder`): a second export
+    never mixes its frames with an earlier one's, and nothing is overwritten.
     """
 
     frames: int
@@ -292,6 +296,7 @@ class ExportOptions:
     folder: Path
     name: str = "frame"
     loop: int = 0
+    fresh: bool = False
 
     @property
     def animation_path(self) -> Path | None:
@@ -305,11 +310,45 @@ class ExportOptions:
         return out
 
 
+def fresh_folder_name(name: str, when: float | None = None) -> str:
+    """The sub-folder an export with ``fresh`` writes into: ``name_YYYYmmdd-HHMMSS``."""
+    return f"{name}_{time.strftime('%Y%m%d-%H%M%S', time.localtime(when))}"
+
+
+def make_fresh_folder(parent: str | os.PathLike, name: str, when: float | None = None) -> Path:
+    """Create and return a folder under ``parent`` that did not exist before.
+
+    Named by the time (:func:`fresh_folder_name`); two exports within the same
+    second get ``…-2``, ``…-3``. ``mkdir`` without ``exist_ok`` claims the name
+    atomically, so an existing folder is never reused (nor anything in it touched).
+    """
+    parent = Path(parent)
+    base = fresh_folder_name(name, when)
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        for i in range(1, 1000):
+            folder = parent / (base if i == 1 else f"{base}-{i}")
+            try:
+                folder.mkdir()
+                return folder
+            except FileExistsError:
+                continue
+    except OSError as exc:
+        raise _fail(parent, exc) from exc
+    raise ExportError(f"cannot create a new folder in {parent}: too many exports named {base}")
+
+
 def export_frames(frames: Sequence[np.ndarray], options: ExportOptions) -> list[Path]:
-    """Scale ``frames`` to the options' size and write the sequence and/or animation."""
+    """Scale ``frames`` to the options' size and write the sequence and/or animation.
+
+    With ``options.fresh`` everything goes into a new sub-folder (the paths
+    returned say which); otherwise into ``options.folder`` itself.
+    """
     if not options.sequence and not options.animation:
         raise ValueError("nothing to export: choose a PNG sequence, an animation, or both")
     scaled = [resize(f, options.width, options.height) for f in _check_frames(frames)]
+    if options.fresh:
+        options = replace(options, folder=make_fresh_folder(options.folder, options.name), fresh=False)
     written: list[Path] = []
     if options.sequence:
         written += save_sequence(scaled, options.folder, prefix=options.name)

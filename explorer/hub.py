@@ -16,8 +16,16 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from . import session as S
+from nvp_core.errors import DataError
+
+from .entries import ImageEntry, encode_items
+from .image_files import example_images, read_images
+from .models import load_model
 from .render import Job, Renderer, describe_error
+from .session import (
+    N_ANCHORS, Anchor, Angles, CanvasSettings, InfoLossSettings, Session, SessionDocument, Task, image_anchor,
+    read_session,
+)
 
 SAMPLE_TEMPERATURE = 0.8
 
@@ -32,7 +40,7 @@ class Hub(QObject):
     session_restored = Signal()  # angles / info-loss / canvas settings replaced from a file
     message = Signal(str, str)  # text, level ("error" | "warning" | "info")
 
-    def __init__(self, session: S.Session, renderer: Renderer, device: str = "auto",
+    def __init__(self, session: Session, renderer: Renderer, device: str = "auto",
                  parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.session = session
@@ -88,7 +96,7 @@ class Hub(QObject):
             self.model_failed.emit(msg)
             self.message.emit(f"Could not open the model: {msg}", "error")
 
-        self.renderer.submit("model", lambda job: S.load_model(path, device), on_result=done, on_error=failed)
+        self.renderer.submit("model", lambda job: load_model(path, device), on_result=done, on_error=failed)
 
     def set_flow(self, flow: Any, path: str | None = None) -> None:
         """Adopt a flow: results still in flight for the old one are dropped, panels
@@ -105,7 +113,7 @@ class Hub(QObject):
             gen = s.model_generation
             n_images, old_anchors = len(s.images), list(s.anchors)
 
-            def apply(result: tuple[list[S.ImageEntry], list[S.Anchor | None]]) -> None:
+            def apply(result: tuple[list[ImageEntry], list[Anchor | None]]) -> None:
                 if gen != s.model_generation:
                     return
                 entries, anchors = result
@@ -132,7 +140,7 @@ class Hub(QObject):
         s = self.session
         gen = s.model_generation
 
-        def apply(result: tuple[list[S.ImageEntry], list[str]]) -> None:
+        def apply(result: tuple[list[ImageEntry], list[str]]) -> None:
             entries, errors = result
             self._report_skipped(errors, len(entries))
             self._adopt(entries, gen, then)
@@ -147,11 +155,11 @@ class Hub(QObject):
         gen = self.session.model_generation
         self._submit_encode(self.session.encode_task(items), lambda entries: self._adopt(entries, gen, then))
 
-    def _submit_encode(self, task: S.Task, apply: Callable[[Any], None]) -> None:
+    def _submit_encode(self, task: Task, apply: Callable[[Any], None]) -> None:
         self._encode_seq += 1
         self.renderer.submit("encode", task, on_result=apply, on_error=self._error, replace=False)
 
-    def _adopt(self, entries: list[S.ImageEntry], gen: int, then: Callable[[list[int]], None] | None) -> None:
+    def _adopt(self, entries: list[ImageEntry], gen: int, then: Callable[[list[int]], None] | None) -> None:
         s = self.session
         if not entries:
             return
@@ -182,7 +190,7 @@ class Hub(QObject):
             return
         gen, target = s.model_generation, s.images[index]
 
-        def apply(result: tuple[int, S.ImageEntry]) -> None:
+        def apply(result: tuple[int, ImageEntry]) -> None:
             i, entry = result
             if gen != s.model_generation or i >= len(s.images) or s.images[i] is not target:
                 return  # the model or the list changed meanwhile
@@ -216,11 +224,11 @@ class Hub(QObject):
         gen = self.session.model_generation
         flow = self.session.flow
 
-        def run(job: Job) -> list[S.ImageEntry]:
-            items = S.example_images()
+        def run(job: Job) -> list[ImageEntry]:
+            items = example_images()
             if not items:
-                raise S.DataError("no example photos: install scikit-image or scikit-learn (pip install -e .[data])")
-            return S.encode_items(flow, items, job)
+                raise DataError("no example photos: install scikit-image or scikit-learn (pip install -e .[data])")
+            return encode_items(flow, items, job)
 
         self._submit_encode(run, lambda entries: self._adopt(entries, gen, None))
 
@@ -228,7 +236,7 @@ class Hub(QObject):
     def set_anchor_from_image(self, slot: int, index: int) -> None:
         s = self.session
         if 0 <= index < len(s.images):
-            s.set_anchor(slot, S.image_anchor(s.images[index]))
+            s.set_anchor(slot, image_anchor(s.images[index]))
             self.anchors_changed.emit()
 
     def set_anchor_from_paths(self, slot: int, paths: Sequence[str | Path]) -> None:
@@ -239,18 +247,18 @@ class Hub(QObject):
         gen = s.model_generation
         flow = s.flow
 
-        def run(job: Job) -> tuple[list[S.ImageEntry], list[str]]:
-            items, errors = S.read_images(paths)
-            return S.encode_items(flow, items[: S.N_ANCHORS], job), errors
+        def run(job: Job) -> tuple[list[ImageEntry], list[str]]:
+            items, errors = read_images(paths)
+            return encode_items(flow, items[: N_ANCHORS], job), errors
 
-        def apply(result: tuple[list[S.ImageEntry], list[str]]) -> None:
+        def apply(result: tuple[list[ImageEntry], list[str]]) -> None:
             entries, errors = result
             self._report_skipped(errors, len(entries))
             if gen != s.model_generation or not entries:
                 return
             targets = [slot] + [i for i in s.empty_slots() if i != slot]
             for i, e in zip(targets, entries):
-                s.set_anchor(i, S.image_anchor(e))
+                s.set_anchor(i, image_anchor(e))
             self.anchors_changed.emit()
 
         self.renderer.submit("encode", run, on_result=apply, on_error=self._error, replace=False)
@@ -263,7 +271,7 @@ class Hub(QObject):
         seeds = list(seeds) if seeds is not None else [random.randrange(1_000_000) for _ in slots]
         gen = s.model_generation
 
-        def apply(pairs: list[tuple[int, S.Anchor]]) -> None:
+        def apply(pairs: list[tuple[int, Anchor]]) -> None:
             if gen != s.model_generation:
                 return
             for slot, anchor in pairs:
@@ -284,8 +292,8 @@ class Hub(QObject):
         if not s.images:
             self.message.emit("No encoded images yet: open or drop some images first", "warning")
             return
-        for slot, entry in zip(range(S.N_ANCHORS), s.images):
-            s.set_anchor(slot, S.image_anchor(entry))
+        for slot, entry in zip(range(N_ANCHORS), s.images):
+            s.set_anchor(slot, image_anchor(entry))
         self.anchors_changed.emit()
 
     def clear_anchor(self, slot: int) -> None:
@@ -295,14 +303,14 @@ class Hub(QObject):
     # ---------------------------------------------------------------- sessions
     def save_session(self, path: str | Path, then: Callable[[Path], None] | None = None) -> None:
         """Write on the worker from a snapshot (the GUI may go on changing the session)."""
-        snap = S.Session()
+        snap = Session()
         s = self.session
         snap.model_path, snap.current = s.model_path, s.current
         snap.images, snap.anchors = list(s.images), list(s.anchors)
-        snap.angles = S.Angles(*s.angles.as_tuple())
-        snap.infoloss = S.InfoLossSettings(set(s.infoloss.levels), s.infoloss.temperature, s.infoloss.seed,
+        snap.angles = Angles(*s.angles.as_tuple())
+        snap.infoloss = InfoLossSettings(set(s.infoloss.levels), s.infoloss.temperature, s.infoloss.seed,
                                            s.infoloss.mode)
-        snap.canvas = S.CanvasSettings(**vars(s.canvas))
+        snap.canvas = CanvasSettings(**vars(s.canvas))
 
         def done(written: Path) -> None:
             self.message.emit(f"Session saved to {written}", "info")
@@ -317,7 +325,7 @@ class Hub(QObject):
         """Read a session file; its model is opened first when it differs and exists."""
         path = str(path)
 
-        def restore(doc: S.SessionDocument) -> None:
+        def restore(doc: SessionDocument) -> None:
             s = self.session
             for text in doc.warnings:  # e.g. a model path that is a FIFO: not opened
                 self.message.emit(f"Session {Path(path).name}: {text}", "warning")
@@ -328,14 +336,14 @@ class Hub(QObject):
             else:
                 self._restore(doc)
 
-        self.renderer.submit("open-session", lambda job: S.read_session(path), on_result=restore,
+        self.renderer.submit("open-session", lambda job: read_session(path), on_result=restore,
                              on_error=lambda m: self.message.emit(f"Could not open the session: {m}", "error"))
 
-    def _restore(self, doc: S.SessionDocument) -> None:
+    def _restore(self, doc: SessionDocument) -> None:
         s = self.session
         gen = s.model_generation
 
-        def apply(result: tuple[list[S.ImageEntry], list[S.Anchor | None], int]) -> None:
+        def apply(result: tuple[list[ImageEntry], list[Anchor | None], int]) -> None:
             if gen != s.model_generation:
                 return
             entries, anchors, current = result

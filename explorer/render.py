@@ -13,7 +13,7 @@ argument, ``job``, run on a single worker QThread. Requests carry a key
 * results come back on the GUI thread through signals, with their stamp.
 
 A task may call ``job.report(fraction, text)`` to report progress; it raises
-:class:`Cancelled` once the request has been superseded or cancelled, so a long
+:class:`nvp_core.Cancelled` once the request has been superseded or cancelled, so a long
 task (a 10× canvas, a sweep) stops at its next report.
 
 Usage::
@@ -34,12 +34,9 @@ import torch
 from PySide6.QtCore import QCoreApplication, QObject, QThread, Signal, Slot
 
 import nvp_core as nc
+from nvp_core.errors import Cancelled  # the one cancellation signal: job.report and nvp_core.pipeline raise it
 
 from .session import StaleLatents
-
-
-class Cancelled(Exception):
-    """Raised inside a task by ``job.report`` once its request is stale or cancelled."""
 
 
 @dataclass
@@ -50,6 +47,7 @@ class Job:
     stamp: int
     fn: Callable[["Job"], Any]
     replace: bool = True
+    priority: int = 0  # higher runs first; equal priorities run oldest first
     on_result: Callable[[Any], None] | None = None
     on_error: Callable[[str], None] | None = None
     on_progress: Callable[[float, str], None] | None = None
@@ -153,8 +151,8 @@ class _Worker(QThread):
                     self._cond.wait()
                 if self._stopping:
                     return
-                # oldest request first: keys never starve each other
-                k = min(self._pending, key=lambda k: self._pending[k].stamp)
+                # highest priority, then oldest request first: keys never starve each other
+                k = min(self._pending, key=lambda k: (-self._pending[k].priority, self._pending[k].stamp))
                 job = self._pending.pop(k)
                 self._running = job
             job._emit_progress = self._emit_progress
@@ -193,7 +191,6 @@ class Renderer(QObject):
         super().__init__(parent)
         self._stamps = itertools.count(1)
         self._last_stamp = 0
-        self._latest: dict[str, int] = {}  # newest stamp submitted per key
         self._delivered: dict[str, int] = {}  # newest stamp delivered per key (latest-wins keys)
         self._barrier: dict[str, int] = {}  # results up to this stamp were cancelled
         self._outstanding = 0
@@ -215,19 +212,19 @@ class Renderer(QObject):
         on_error: Callable[[str], None] | None = None,
         on_progress: Callable[[float, str], None] | None = None,
         replace: bool = True,
+        priority: int = 0,
     ) -> int:
         """Queue ``fn(job)`` under ``key``; returns the request's stamp.
 
         ``replace=False`` keeps every request of the key (used for encoding dropped
-        files: each drop must be processed, not just the last).
+        files: each drop must be processed, not just the last). A higher ``priority``
+        runs before older pending work (the exact frame of a drag before speculation).
         """
         if self._closed:
             return -1
         stamp = self._last_stamp = next(self._stamps)
         job = Job(key=key, stamp=stamp, fn=fn, replace=replace, on_result=on_result,
-                  on_error=on_error, on_progress=on_progress)
-        if replace:
-            self._latest[key] = stamp
+                  on_error=on_error, on_progress=on_progress, priority=priority)
         before = self._outstanding
         dropped = self._worker.put(job)
         self._outstanding += 1 - len(dropped)
@@ -242,13 +239,6 @@ class Renderer(QObject):
         self._barrier[key] = self._last_stamp
         if self._outstanding == 0:
             self.busy_changed.emit(False)
-
-    def cancel_all(self) -> None:
-        for key in list(self._latest):
-            self.cancel(key)
-
-    def latest_stamp(self, key: str) -> int:
-        return self._latest.get(key, 0)
 
     @property
     def busy(self) -> bool:

@@ -6,9 +6,11 @@ latents, the angles) — and hands it to the render worker. Tasks never read the
 session again, so the GUI thread may keep changing it while a task runs, and
 the same code is testable without a window.
 
-All the mathematics goes through ``nvp_core``: fitting images, encode/decode
-under ``torch.inference_mode()``, ``nc.resample``, ``nc.sphere``,
-``nc.sphere_batch`` and ``nc.level_images``.
+All the work on the model goes through ``nvp_core``'s one pipeline (chunked,
+cancellable through the worker's ``progress``): ``nc.encode_and_score``,
+``nc.decode_images``, ``nc.sphere_images``, ``nc.infoloss_columns``,
+``nc.sample_images``. Angles are degrees here (what the sliders show) and
+radians from ``Angles.radians()`` on.
 """
 from __future__ import annotations
 
@@ -19,34 +21,20 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
-import torch
-from PIL import Image
 
 import nvp_core as nc
-from nvp_core.errors import DataError, ModelFileError, NVPError
-from nvp_core.images import find_images, fit_image, grid, is_image_path, read_image
+from nvp_core.errors import DataError, ModelFileError
+from nvp_core.images import grid
+from nvp_core.latents import Latents
+from nvp_core.pipeline import Progress
 
+from .entries import ImageEntry, Item, encode_items, model_size
+from .image_files import read_images
 from .session_file import (  # the file format lives there; these names stay importable from here
-    N_ANCHORS, SESSION_FORMAT, SESSION_SUFFIX, SESSION_VERSION, SessionDocument, read_session,
-    write_session,
+    N_ANCHORS, SESSION_FORMAT, SESSION_SUFFIX, SESSION_VERSION, SessionDocument, read_session, write_session,
 )
 
-Latents = list[torch.Tensor]
-# An image to encode: (name, original uint8 (H, W, 3), source path or None[, (width, height) of the file])
-Item = tuple
-Progress = Callable[[float], None]
 Task = Callable[[Progress], Any]
-
-# Originals are kept (for re-fitting when a model of another size is opened) but
-# capped, so a folder of 40-megapixel photos does not fill memory or a session file.
-ORIGINAL_MAX_SIDE = 512
-# Images per decode batch: bounds peak memory for grids and sweeps and gives the
-# worker a point to report progress and notice a cancel between chunks.
-DECODE_PIXELS_PER_CHUNK = 16 * 32 * 32
-
-
-def _no_progress(_: float) -> None:
-    return None
 
 
 class StaleLatents(Exception):
@@ -59,7 +47,8 @@ class StaleLatents(Exception):
     """
 
 
-def _stale_task(progress: Progress) -> Any:
+def stale_task(progress: Any) -> Any:
+    """The task handed out instead of one over stale latents: the render worker drops it."""
     raise StaleLatents("latents of a replaced model")
 
 
@@ -69,32 +58,6 @@ def _fits(flow: nc.RealNVP, owner: Any) -> bool:
 
 
 # ---------------------------------------------------------------- pieces of state
-@dataclass
-class ImageEntry:
-    """One loaded image, fitted to the model's size and encoded."""
-
-    name: str
-    original: np.ndarray  # uint8 (H0, W0, 3), capped at ORIGINAL_MAX_SIDE
-    pixels: np.ndarray  # uint8 (H, W, 3) at the model's size
-    latents: Latents  # [z^(1)…z^(L)], each (1, C_k, H_k, W_k), on the flow's device
-    recon: np.ndarray  # uint8 (H, W, 3): decode(encode(x))
-    bpd: float  # bits/dim with midpoint dequantization
-    levels: list[np.ndarray]  # per level, float32 (C_in, h_k, w_k): z^(k) in the input's layout
-    source: str | None = None
-    z_norm: float = 0.0  # ‖z‖ over all levels (≈ √D for a typical sample)
-    box: tuple[int, int, int, int] | None = None  # a chosen crop of ``original``; None = centre crop
-    original_size: tuple[int, int] | None = None  # (width, height) of the file itself; None = original's
-    # The flow whose latents these are: after a model change, work asked for before the
-    # re-encode lands would decode old latents with the new flow (a spurious "expected 2
-    # latent levels, got 4"); such work is dropped instead (see :class:`StaleLatents`).
-    encoded_by: Any = field(default=None, repr=False, compare=False)
-
-    @property
-    def true_size(self) -> tuple[int, int]:
-        """(width, height) of the image as the file has it (``original`` may be decoded reduced and capped)."""
-        return self.original_size or (int(self.original.shape[1]), int(self.original.shape[0]))
-
-
 @dataclass
 class Anchor:
     """One of the manifold's eight slots: an encoded image or a model sample."""
@@ -145,217 +108,20 @@ class CanvasSettings:
     count: int = 1
 
 
-# ---------------------------------------------------------------- pure helpers
-def image_to_tensor(pixels: np.ndarray | Sequence[np.ndarray]) -> torch.Tensor:
-    """uint8 (H,W,3) or (N,H,W,3) → uint8 torch (N,3,H,W)."""
-    return nc.from_numpy_image(np.asarray(pixels, dtype=np.uint8))
-
-
-def cap_original(arr: np.ndarray, max_side: int = ORIGINAL_MAX_SIDE) -> np.ndarray:
-    h, w = arr.shape[:2]
-    if max(h, w) <= max_side:
-        return np.ascontiguousarray(arr, dtype=np.uint8)
-    scale = max_side / max(h, w)
-    img = Image.fromarray(np.ascontiguousarray(arr, dtype=np.uint8))
-    img = img.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.Resampling.LANCZOS)
-    return np.asarray(img, dtype=np.uint8).copy()
-
-
-def expand_paths(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Files as given (any extension: a wrong file gets its own message), folders searched for images."""
-    out: list[Path] = []
-    for p in paths:
-        p = Path(p)
-        if p.is_dir():
-            out.extend(find_images(p))
-        else:
-            out.append(p)
-    return out
-
-
-def read_images(paths: Iterable[str | os.PathLike]) -> tuple[list[Item], list[str]]:
-    """Read image files and folders: ([(name, original uint8, path, (width, height))], [one message per bad file]).
-
-    A bad file never stops the others; a folder without images is reported once.
-    Large images are decoded reduced (only ``ORIGINAL_MAX_SIDE`` is kept) and
-    bounded by the project's pixel limit; the last element is the file's true size.
-    """
-    items: list[Item] = []
-    errors: list[str] = []
-    for raw in paths:
-        p = Path(raw)
-        if p.is_dir():
-            files = find_images(p)
-            if not files:
-                errors.append(f"{p.name}/: no images in this folder")
-            candidates = files
-        else:
-            candidates = [p]
-        for f in candidates:
-            try:
-                loaded = read_image(f, (ORIGINAL_MAX_SIDE, ORIGINAL_MAX_SIDE))
-                arr = np.asarray(loaded.image, dtype=np.uint8)
-                items.append((f.name, cap_original(arr), str(f), (loaded.width, loaded.height)))
-            except DataError as exc:
-                errors.append(str(exc))
-            except MemoryError:
-                errors.append(f"{f.name}: too large to load (out of memory)")
-    return items, errors
-
-
-def _chunks(n: int, per: int) -> list[range]:
-    per = max(1, per)
-    return [range(i, min(n, i + per)) for i in range(0, n, per)]
-
-
-def _chunk_size(height: int, width: int) -> int:
-    return max(1, DECODE_PIXELS_PER_CHUNK // max(1, height * width))
-
-
-def decode_images(flow: nc.RealNVP, zs: Latents, progress: Progress = _no_progress) -> np.ndarray:
-    """Latents (batch N) → uint8 (N, H, W, 3), decoded in memory-bounded chunks."""
-    n = zs[0].shape[0]
-    h, w = _image_hw(zs)
-    out = []
-    chunks = _chunks(n, _chunk_size(h, w))
-    dev = flow.device
-    with torch.inference_mode(), flow.evaluating():
-        for i, idx in enumerate(chunks):
-            part = [z[idx.start:idx.stop].to(dev) for z in zs]
-            out.append(nc.to_numpy_image(flow.decode(part)))
-            progress((i + 1) / len(chunks))
-    return np.concatenate(out, axis=0)
-
-
-def _image_hw(zs: Latents) -> tuple[int, int]:
-    """The image size whose latents these are (the last level is 2^(L−1) times smaller)."""
-    m = 2 ** (len(zs) - 1)
-    return zs[-1].shape[2] * m, zs[-1].shape[3] * m
-
-
-def level_maps(zs: Latents) -> list[np.ndarray]:
-    """Per level, float32 (C_in, h_k, w_k): z^(k) in the input's layout (nc.level_images), sample 0."""
-    with torch.inference_mode():
-        return [lv[0].float().cpu().numpy() for lv in nc.level_images([z[:1].float().cpu() for z in zs])]
-
-
-def encode_pixels(
-    flow: nc.RealNVP, pixels: np.ndarray, progress: Progress = _no_progress
-) -> tuple[list[Latents], np.ndarray, np.ndarray]:
-    """uint8 (N,H,W,3) → (per-image latents, reconstructions uint8, bits/dim (N,)).
-
-    Midpoint dequantization: the same picture always gives the same latents, and
-    uint8 → encode → decode → uint8 is exact.
-    """
-    n = pixels.shape[0]
-    h, w = pixels.shape[1:3]
-    latents: list[Latents] = []
-    recons, bpds = [], []
-    chunks = _chunks(n, _chunk_size(h, w))
-    dev = flow.device
-    with torch.inference_mode(), flow.evaluating():
-        for i, idx in enumerate(chunks):
-            x8 = image_to_tensor(pixels[idx.start:idx.stop]).to(dev)
-            x = nc.dequantize(x8, noise=False)
-            zs = flow.encode(x)
-            bpds.append(flow.bits_per_dim(x8, noise=False).float().cpu().numpy())
-            recons.append(nc.to_numpy_image(flow.decode(zs)))
-            for j in range(len(idx)):
-                latents.append(nc.select(zs, j))
-            progress((i + 1) / len(chunks))
-    return latents, np.concatenate(recons), np.concatenate(bpds)
-
-
-def model_size(flow: nc.RealNVP) -> tuple[int, int]:
-    s = flow.config.image_size
-    return s, s
-
-
-def check_box(box: Sequence[int], original: np.ndarray) -> tuple[int, int, int, int]:
-    """A crop (left, top, right, bottom) clipped to the image; DataError if nothing is left."""
-    h, w = original.shape[:2]
-    left, top, right, bottom = (int(round(v)) for v in box)
-    left, right = max(0, min(left, w)), max(0, min(right, w))
-    top, bottom = max(0, min(top, h)), max(0, min(bottom, h))
-    if right - left < 1 or bottom - top < 1:
-        raise DataError(f"the crop {tuple(box)} does not overlap the {w}×{h} image")
-    return left, top, right, bottom
-
-
-def encode_items(
-    flow: nc.RealNVP, items: Sequence[tuple[str, np.ndarray, str | None]], progress: Progress = _no_progress,
-    boxes: Sequence[tuple[int, int, int, int] | None] | None = None,
-) -> list[ImageEntry]:
-    """(name, original, source) triples → encoded :class:`ImageEntry` objects at the model's size.
-
-    Each original is centre-cropped to the model's aspect and resized, or cropped
-    to its entry of ``boxes`` (left, top, right, bottom in the original's pixels).
-    """
-    if not items:
-        return []
-    items = [tuple(it) + (None,) * (4 - len(it)) for it in items]
-    h, w = model_size(flow)
-    boxes = list(boxes or [])[:len(items)]
-    boxes += [None] * (len(items) - len(boxes))
-    boxes = [None if b is None else check_box(b, it[1]) for b, it in zip(boxes, items)]
-    fitted = np.stack([fit_image(it[1], h, w, box=b) for b, it in zip(boxes, items)])
-    latents, recons, bpds = encode_pixels(flow, fitted, progress)
-    return [
-        ImageEntry(name=name, original=orig, pixels=fitted[i], latents=latents[i], recon=recons[i],
-                   bpd=float(bpds[i]), levels=level_maps(latents[i]), source=src,
-                   z_norm=float(torch.sqrt(sum((z.float() ** 2).sum() for z in latents[i]))), box=boxes[i],
-                   original_size=tuple(size) if size else None, encoded_by=flow)
-        for i, (name, orig, src, size) in enumerate(items)
-    ]
-
-
-def default_box(original: np.ndarray, height: int, width: int) -> tuple[int, int, int, int]:
-    """The centre crop :func:`fit_image` takes by default (where a crop editor starts)."""
-    from nvp_core.images import center_crop_box
-
-    return center_crop_box(original.shape[1], original.shape[0], width / height)
-
-
-def fit_caption(entry: ImageEntry) -> str:
-    """What the model sees of an image, in words: "32×32, centre crop of 15000×15000 (kept at 512×512)".
-
-    Sizes are the file's true ones (the kept original may be decoded reduced and
-    capped), and an image smaller than the model's input says it was enlarged.
-    """
-    h, w = entry.pixels.shape[:2]
-    tw, th = entry.true_size
-    kh, kw = entry.original.shape[:2]
-    left, top, right, bottom = entry.box or default_box(entry.original, h, w)
-    text = f"{w}×{h}, {'chosen crop' if entry.box else 'centre crop'} of {tw}×{th}"
-    if (kw, kh) != (tw, th):
-        text += f" (kept at {kw}×{kh})"
-    crop_w, crop_h = (right - left) * tw / kw, (bottom - top) * th / kh  # the crop in the file's pixels
-    factor = max(w / crop_w, h / crop_h)
-    if factor > 1.0 + 1e-6:
-        text += f"; enlarged {factor:.3g}× (smaller than the model's {w}×{h} input)"
-    return text
-
-
-def size_text(entry: ImageEntry) -> str:
-    tw, th = entry.true_size
-    return f"{tw}×{th}"
-
-
+# ---------------------------------------------------------------- anchors and pictures of the session's state
 def sample_anchor(flow: nc.RealNVP, seed: int, temperature: float, label: str | None = None) -> Anchor:
     """A model sample as a manifold anchor; its seed re-draws it for another model."""
     return sample_anchors(flow, [seed], temperature, [label])[0]
 
 
 def sample_anchors(flow: nc.RealNVP, seeds: Sequence[int], temperature: float,
-                   labels: Sequence[str | None] | None = None, progress: Progress = _no_progress) -> list[Anchor]:
+                   labels: Sequence[str | None] | None = None, progress: Progress | None = None) -> list[Anchor]:
     """One anchor per seed (each seed its own generator, so an anchor never depends on the
     others drawn with it), decoded as one batch."""
     h, w = model_size(flow)
     labels = list(labels) if labels is not None else [None] * len(seeds)
-    with torch.inference_mode():
-        per_seed = [flow.sample_latents(1, h, w, temperature=temperature, generator=int(s)) for s in seeds]
-        zs = nc.concat(per_seed)
-    thumbs = decode_images(flow, zs, progress)
+    per_seed = nc.seeded_latents(flow, seeds, h, w, temperature)
+    thumbs = nc.decode_images(flow, nc.concat(per_seed), progress=progress)
     return [Anchor(kind="sample", label=lab or f"sample {seed}", latents=z, thumbnail=thumbs[i],
                    seed=int(seed), temperature=float(temperature), encoded_by=flow)
             for i, (seed, lab, z) in enumerate(zip(seeds, labels, per_seed))]
@@ -370,159 +136,28 @@ def infoloss_image(
     flow: nc.RealNVP, zs: Latents, levels: Iterable[int], temperature: float, seed: int, mode: str
 ) -> np.ndarray:
     """Decode z with the chosen levels replaced by ε^(k) (or zeros): uint8 (H, W, 3)."""
-    with torch.inference_mode(), flow.evaluating():
-        z2 = nc.resample(zs, sorted(levels), temperature=temperature, generator=int(seed), mode=mode)
-        return nc.to_numpy_image(flow.decode(z2))[0]
+    return nc.infoloss_columns(flow, zs, [sorted(levels)], temperature, seed, mode)[0, 0]
 
 
 def infoloss_strip(
-    flow: nc.RealNVP, zs: Latents, temperature: float, seed: int, mode: str,
-    progress: Progress = _no_progress,
+    flow: nc.RealNVP, zs: Latents, temperature: float, seed: int, mode: str, progress: Progress | None = None,
 ) -> list[np.ndarray]:
     """The seed page's figure for one image: [g(z), g(ε¹, z²…), g(ε¹, ε², z³…), …], L columns.
 
     Every column uses the same seed, so ε^(1) is the same noise in all of them and
     the strip shows only what each further level adds.
     """
-    levels = len(zs)
-    batch = []
-    for k in range(levels):
-        batch.append(nc.resample(zs, range(1, k + 1), temperature=temperature, generator=int(seed), mode=mode))
-    with torch.inference_mode():
-        frames = decode_images(flow, nc.concat(batch), progress)
-    return list(frames)
+    sets = nc.infoloss_level_sets(len(zs))
+    return list(nc.infoloss_columns(flow, zs, sets, temperature, seed, mode, progress=progress)[0])
 
 
 def manifold_image(flow: nc.RealNVP, anchors: Sequence[Latents], angles: Angles) -> np.ndarray:
     """The decoded point of the sphere at the given angles: uint8 (H, W, 3)."""
-    with torch.inference_mode(), flow.evaluating():
-        zs = nc.sphere(anchors, *angles.radians())
-        return nc.to_numpy_image(flow.decode(zs))[0]
-
-
-def manifold_frames(
-    flow: nc.RealNVP, anchors: Sequence[Latents], angles_deg: Sequence[tuple[float, float, float]],
-    progress: Progress = _no_progress,
-) -> np.ndarray:
-    """Many sphere points (degrees) decoded in batches: uint8 (N, H, W, 3)."""
-    rad = [tuple(math.radians(a) for a in t) for t in angles_deg]
-    with torch.inference_mode():
-        zs = nc.sphere_batch(anchors, rad)
-    return decode_images(flow, zs, progress)
-
-
-def manifold_grid_angles(phi2: float, n: int = 8) -> list[tuple[float, float, float]]:
-    """Row-major n×n angles: rows step φ, columns step φ′ over [0°, 90°] (z1 top-left … z7 bottom-right)."""
-    steps = [90.0 * i / (n - 1) for i in range(n)] if n > 1 else [0.0]
-    return [(a, b, phi2) for a in steps for b in steps]
-
-
-def sweep_angles(start: Angles, which: str, frames: int, span: float = 360.0) -> list[tuple[float, float, float]]:
-    """``frames`` angle triples moving one angle (``"phi"``, ``"phi1"``, ``"phi2"``) over ``span`` degrees."""
-    if which not in ("phi", "phi1", "phi2"):
-        raise ValueError(f"unknown angle {which!r}")
-    out = []
-    for i in range(frames):
-        a = Angles(*start.as_tuple())
-        setattr(a, which, (getattr(start, which) + span * i / frames) % 360.0)
-        out.append(a.as_tuple())
-    return out
-
-
-def model_summary(flow: nc.RealNVP) -> dict[str, Any]:
-    """What the Model tab shows: config, parameter count, size on disk, device, metadata."""
-    cfg = flow.config
-    params = sum(p.numel() for p in flow.parameters())
-    source = getattr(flow, "source", None)
-    size = None
-    if source and Path(source).exists():
-        size = Path(source).stat().st_size
-    raw = getattr(flow, "metadata", None)
-    # Metadata comes from the file: a list, a string or NaN there must not break the card.
-    meta = dict(raw) if isinstance(raw, dict) else {}
-    return {
-        "config": cfg.to_dict(),
-        "parameters": params,
-        "file_bytes": size,
-        "source": source,
-        "device": str(flow.device),
-        "levels": cfg.scales,
-        "latent_shapes": flow.latent_shapes(cfg.image_size, cfg.image_size),
-        "metadata": meta,
-        "test_bpd": find_test_bpd(meta),
-        "metadata_problem": None if raw is None or isinstance(raw, dict)
-        else f"the file's metadata is {type(raw).__name__}, not an object; ignored",
-    }
-
-
-def find_test_bpd(meta: dict[str, Any], _depth: int = 0) -> float | None:
-    """The test bits/dim recorded by training, under any of the names the trainer may use."""
-    if not isinstance(meta, dict) or _depth > 4:
-        return None
-    for key in ("test_bpd", "test_bits_per_dim", "bpd_test", "test/bpd"):
-        v = meta.get(key)
-        if isinstance(v, (int, float)) and math.isfinite(v):
-            return float(v)
-    for key in ("eval", "test", "metrics"):
-        sub = meta.get(key)
-        if isinstance(sub, dict):
-            bpd = sub.get("bpd")
-            found = find_test_bpd(sub, _depth + 1) or (
-                bpd if isinstance(bpd, (int, float)) and not isinstance(bpd, bool) and math.isfinite(bpd) else None)
-            if found is not None:
-                return float(found)
-    return None
-
-
-def load_model(path: str | os.PathLike, device: str | None = "auto") -> nc.RealNVP:
-    """nc.load with the device resolved; every failure is a ModelFileError with a clear message."""
-    p = Path(path)
-    if p.suffix.lower() == ".json" and p.parent.joinpath("model.safetensors").exists():
-        p = p.parent  # a config.json next to the weights: open the model folder
-    try:
-        return nc.load(p, device=str(nc.resolve_device(device)))
-    except NVPError:
-        raise
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise ModelFileError(f"cannot open {p.name}: {exc}") from None
-
-
-def is_model_path(path: str | os.PathLike) -> bool:
-    """A weights file or a model folder (has model.safetensors): what a drop onto the window opens as a model."""
-    p = Path(path)
-    if p.is_dir():
-        return (p / "model.safetensors").exists()
-    return p.suffix.lower() == ".safetensors"
+    return nc.sphere_images(flow, anchors, [angles.radians()])[0]
 
 
 def is_session_path(path: str | os.PathLike) -> bool:
     return Path(path).suffix.lower() == SESSION_SUFFIX
-
-
-def example_images() -> list[tuple[str, np.ndarray, str | None]]:
-    """A few photos that ship inside optional packages (scikit-image, scikit-learn), for a quick start."""
-    items: list[tuple[str, np.ndarray, str | None]] = []
-    try:
-        from skimage import data as skdata  # type: ignore[import-not-found]
-
-        for name in ("astronaut", "chelsea", "coffee", "rocket"):
-            try:
-                arr = np.asarray(getattr(skdata, name)())
-                if arr.ndim == 2:
-                    arr = np.repeat(arr[:, :, None], 3, axis=2)
-                items.append((name, cap_original(arr[:, :, :3].astype(np.uint8)), None, (arr.shape[1], arr.shape[0])))
-            except Exception:  # noqa: BLE001 - a missing optional photo is simply skipped
-                continue
-    except ImportError:
-        pass
-    try:
-        from sklearn.datasets import load_sample_images  # type: ignore[import-not-found]
-
-        for name, arr in zip(("china", "flower"), load_sample_images().images):
-            items.append((name, cap_original(np.asarray(arr, dtype=np.uint8)), None, (arr.shape[1], arr.shape[0])))
-    except Exception:  # noqa: BLE001 - optional package, optional data
-        pass
-    return items
 
 
 # ---------------------------------------------------------------- the session
@@ -609,7 +244,7 @@ class Session:
         return [a.latents for a in self.anchors]  # type: ignore[union-attr]
 
     # ---- tasks: closures over a snapshot, run on the render worker
-    def encode_task(self, items: Sequence[tuple[str, np.ndarray, str | None]]) -> Task:
+    def encode_task(self, items: Sequence[Item]) -> Task:
         flow = self.require_flow()
         items = list(items)
         return lambda progress: encode_items(flow, items, progress)
@@ -635,8 +270,8 @@ class Session:
     def infoloss_task(self) -> Task:
         flow = self.require_flow()
         zs = self.subject_latents()
-        if not _fits(flow, self.current_image):
-            return _stale_task
+        if not self.subject_fits():
+            return stale_task
         s = self.infoloss
         levels, t, seed, mode = sorted(s.levels), s.temperature, s.seed, s.mode
         return lambda progress: infoloss_image(flow, zs, levels, t, seed, mode)
@@ -644,11 +279,19 @@ class Session:
     def infoloss_strip_task(self) -> Task:
         flow = self.require_flow()
         zs = self.subject_latents()
-        if not _fits(flow, self.current_image):
-            return _stale_task
+        if not self.subject_fits():
+            return stale_task
         s = self.infoloss
         t, seed, mode = s.temperature, s.seed, s.mode
         return lambda progress: infoloss_strip(flow, zs, t, seed, mode, progress)
+
+    def subject_fits(self) -> bool:
+        """Whether the current image's latents are the open model's (not yet re-encoded after a change)."""
+        return _fits(self.flow, self.current_image)
+
+    def anchors_fit(self) -> bool:
+        """Whether every anchor's latents are the open model's (see :class:`StaleLatents`)."""
+        return all(_fits(self.flow, a) for a in self.anchors)
 
     def subject_latents(self) -> Latents:
         entry = self.current_image
@@ -659,8 +302,8 @@ class Session:
     def manifold_task(self, angles: Angles | None = None) -> Task:
         flow = self.require_flow()
         anchors = self.anchor_latents()
-        if not all(_fits(flow, a) for a in self.anchors):
-            return _stale_task
+        if not self.anchors_fit():
+            return stale_task
         a = Angles(*(angles or self.angles).as_tuple())
         return lambda progress: manifold_image(flow, anchors, a)
 
@@ -668,23 +311,26 @@ class Session:
         """The n×n grid over (φ, φ′) at the current φ″, decoded on the worker: (grid image, frames)."""
         flow = self.require_flow()
         anchors = self.anchor_latents()
-        if not all(_fits(flow, a) for a in self.anchors):
-            return _stale_task
-        angles = manifold_grid_angles(self.angles.phi2, n)
+        if not self.anchors_fit():
+            return stale_task
+        # φ and φ′ over [0°, 90°]: z1 top-left, z3 top-right, z5 bottom-left, z7 bottom-right
+        angles = nc.manifold_angles(n, n, math.radians(self.angles.phi2), span=math.pi / 2, endpoint=True)
 
         def run(progress: Progress) -> np.ndarray:
-            frames = manifold_frames(flow, anchors, angles, progress)
+            frames = nc.sphere_images(flow, anchors, angles, progress=progress)
             return grid(frames, cols=n, pad=1, value=24)
 
         return run
 
     def manifold_sweep_task(self, which: str, frames: int, span: float = 360.0) -> Task:
+        """``frames`` sphere points moving angle ``which`` from the current angles over ``span``
+        degrees (the sliders' unit; nvp_core takes radians)."""
         flow = self.require_flow()
         anchors = self.anchor_latents()
-        if not all(_fits(flow, a) for a in self.anchors):
-            return _stale_task
-        angles = sweep_angles(self.angles, which, frames, span)
-        return lambda progress: list(manifold_frames(flow, anchors, angles, progress))
+        if not self.anchors_fit():
+            return stale_task
+        angles = nc.sweep_angles(which, frames, self.angles.radians(), math.radians(span))
+        return lambda progress: list(nc.sphere_images(flow, anchors, angles, progress=progress))
 
     def sample_anchors_task(self, slots: Sequence[int], seeds: Sequence[int], temperature: float) -> Task:
         flow = self.require_flow()
@@ -702,9 +348,7 @@ class Session:
         h, w = model_size(flow)
 
         def run(progress: Progress) -> np.ndarray:
-            with torch.inference_mode():
-                zs = flow.sample_latents(n, h, w, temperature=temperature, generator=int(seed))
-            frames = decode_images(flow, zs, progress)
+            frames = nc.sample_images(flow, n, h, w, temperature, int(seed), progress=progress)
             return grid(frames, cols=int(math.ceil(math.sqrt(n))), pad=1, value=24)
 
         return run
@@ -804,9 +448,7 @@ def _anchor_doc(i: int, a: Anchor | None) -> dict[str, Any] | None:
 
 
 __all__ = [
-    "Anchor", "Angles", "CanvasSettings", "ImageEntry", "InfoLossSettings", "N_ANCHORS", "SESSION_SUFFIX",
-    "Session", "SessionDocument", "StaleLatents", "decode_images", "fit_caption", "size_text", "write_session", "encode_items", "example_images", "expand_paths",
-    "image_anchor", "infoloss_image", "infoloss_strip", "is_image_path", "is_model_path", "is_session_path",
-    "level_maps", "load_model", "manifold_frames", "manifold_grid_angles", "manifold_image", "model_summary",
-    "read_images", "read_session", "sample_anchor", "sample_anchors", "sweep_angles",
+    "Anchor", "Angles", "CanvasSettings", "InfoLossSettings", "N_ANCHORS", "SESSION_SUFFIX", "Session",
+    "SessionDocument", "StaleLatents", "Task", "image_anchor", "infoloss_image", "infoloss_strip", "is_session_path",
+    "manifold_image", "read_session", "sample_anchor", "sample_anchors", "stale_task",
 ]

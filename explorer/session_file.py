@@ -35,7 +35,8 @@ import numpy as np
 from PIL import Image
 
 from nvp_core.errors import DataError
-from nvp_core.images import check_regular_file, decode_image_bytes
+from nvp_core.images import decode_image_bytes
+from nvp_core.paths import regular_file_stat
 
 SESSION_FORMAT = "nvp-explorer/session"
 SESSION_VERSION = 1
@@ -205,7 +206,7 @@ def read_session(path: str | os.PathLike, max_side: int = 512) -> SessionDocumen
     ``max_side`` pixels a side (what the explorer keeps as an image's original).
     """
     path = Path(path)
-    st = check_regular_file(path, "session file")
+    st = regular_file_stat(path, "session file", DataError)
     if st.st_size > MAX_SESSION_BYTES:
         raise DataError(f"{path.name}: {st.st_size:,} bytes is over the "
                         f"{MAX_SESSION_BYTES / 2**20:,.0f} MB limit for session files")

@@ -4,8 +4,8 @@
   (a latent level) with a colour map, value range and a hover read-out;
 * :class:`AngleControl` — slider + spin box (degrees) + play button for φ, φ′, φ″;
 * :class:`AnchorSlot` — one of the manifold's eight drop targets;
-* :class:`MessageBar` — errors and notices shown inside the window (never a
-  modal box: user input must not block the event loop, nor the tests);
+* :class:`MessageBar` — errors and notices in one fixed-height line of the
+  status bar (never a modal box, never moving the layout);
 * helpers to turn numpy images into pixmaps and drops into paths.
 """
 from __future__ import annotations
@@ -389,9 +389,13 @@ class AnchorSlot(QFrame):
 
 # ---------------------------------------------------------------- messages
 class MessageBar(QFrame):
-    """A dismissable line at the top of the window for errors and notices.
+    """Errors and notices in one fixed-height line (the window puts it in the status bar).
 
-    Errors stay until dismissed or replaced; notices fade after a few seconds.
+    It never changes its height, so a message never moves the tabs under the
+    mouse. Notices ("info", "warning", "status") show for a few seconds; errors
+    stay until dismissed (✕) or until the same *action* succeeds
+    (:meth:`succeeded`, or a notice with the same ``key``). Several errors queue:
+    the newest shows, with "(+N more)". Long text is elided; the tooltip holds all.
     Unlike a modal box, it never blocks the event loop (dragging goes on).
     """
 
@@ -399,56 +403,107 @@ class MessageBar(QFrame):
         "error": "background: #5c2626; color: #ffd9d9;",
         "warning": "background: #5a4a1e; color: #fff0c8;",
         "info": "background: #203a56; color: #d8e8ff;",
+        "status": "",
     }
+    TIMEOUTS = {"info": 6000, "warning": 10000, "status": 8000}
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.level = ""
+        self._shown = ""
+        self.errors: list[tuple[str | None, str]] = []  # (action key, text), oldest first
         self.label = QLabel()
-        self.label.setWordWrap(True)
         self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        close = QToolButton()
-        close.setText("✕")
-        close.setAutoRaise(True)
-        close.clicked.connect(self.dismiss)
+        self.label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.close_button = QToolButton()
+        self.close_button.setText("✕")
+        self.close_button.setAutoRaise(True)
+        self.close_button.setToolTip("Dismiss this message")
+        self.close_button.clicked.connect(self.dismiss)
         lay = QHBoxLayout(self)
-        lay.setContentsMargins(10, 4, 4, 4)
+        lay.setContentsMargins(8, 0, 2, 0)
+        lay.setSpacing(4)
         lay.addWidget(self.label, 1)
-        lay.addWidget(close)
+        lay.addWidget(self.close_button)
+        self.setFixedHeight(max(22, self.fontMetrics().height() + 8))
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
-        self._timer.timeout.connect(self.dismiss)
+        self._timer.timeout.connect(self._notice_over)
         self.history: list[tuple[str, str]] = []
-        self.hide()
+        self._render("", "")
 
-    def show_message(self, text: str, level: str = "error", timeout_ms: int | None = None) -> None:
-        self.level = level
+    # ---- API
+    def show_message(self, text: str, level: str = "error", timeout_ms: int | None = None,
+                     key: str | None = None) -> None:
+        """Show ``text``. An error (level "error") stays; a notice with ``key`` clears that action's errors."""
         self.history.append((level, text))
         del self.history[:-50]
-        self.label.setText(text)
-        self.setStyleSheet(f"MessageBar {{ {self.STYLES.get(level, self.STYLES['info'])} border-radius: 3px; }}"
-                           f" QLabel {{ {self.STYLES.get(level, self.STYLES['info'])} }}")
-        self.show()
-        if timeout_ms is None:
-            timeout_ms = 0 if level == "error" else 6000
+        if level == "error":
+            self.errors = [(k, t) for k, t in self.errors if t != text and (key is None or k != key)] + [(key, text)]
+            self._timer.stop()
+            self._render(text, "error")
+            return
+        if key is not None:
+            self.errors = [(k, t) for k, t in self.errors if k != key]
+        self._render(text, level)
+        timeout_ms = self.TIMEOUTS.get(level, 6000) if timeout_ms is None else timeout_ms
         if timeout_ms:
             self._timer.start(timeout_ms)
         else:
             self._timer.stop()
 
+    def succeeded(self, key: str) -> None:
+        """The action ``key`` worked: its errors go (the one shown too)."""
+        before = len(self.errors)
+        self.errors = [(k, t) for k, t in self.errors if k != key]
+        if len(self.errors) != before and self.level == "error":
+            self._show_pending()
+
     def text(self) -> str:
-        return "" if self.isHidden() else self.label.text()
+        return self._shown
 
     def dismiss(self) -> None:
-        self.hide()
-        self.level = ""
+        """✕: drop the shown error (the next one shows), or end the shown notice."""
+        if self.level == "error" and self.errors:
+            shown = next((i for i in range(len(self.errors) - 1, -1, -1) if self.errors[i][1] == self._shown),
+                         len(self.errors) - 1)
+            del self.errors[shown]
+        self._timer.stop()
+        self._show_pending()
 
+    # ---- internals
+    def _notice_over(self) -> None:
+        self._show_pending()
 
-def hline() -> QFrame:
-    line = QFrame()
-    line.setFrameShape(QFrame.Shape.HLine)
-    line.setFrameShadow(QFrame.Shadow.Sunken)
-    return line
+    def _show_pending(self) -> None:
+        if self.errors:
+            self._render(self.errors[-1][1], "error")
+        else:
+            self._render("", "")
+
+    def _render(self, text: str, level: str) -> None:
+        self.level = level
+        self._shown = text
+        more = len(self.errors) - 1 if level == "error" else 0
+        line = text.splitlines()[0] if text else ""
+        shown = line + (f"   (+{more} more)" if more > 0 else "")
+        self.label.setText(shown)
+        self.label.setToolTip(text if text != line or len(text) > 80 else "")
+        self._full = shown
+        self._elide()
+        style = self.STYLES.get(level, "") if text else ""
+        self.setStyleSheet(f"MessageBar {{ {style} border-radius: 3px; }} QLabel {{ {style} }}" if style else "")
+        self.close_button.setVisible(bool(text) and level in ("error", "warning", "info"))
+
+    def _elide(self) -> None:
+        width = max(40, self.label.width())
+        self.label.setText(self.label.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideRight, width))
+
+    def resizeEvent(self, ev) -> None:  # noqa: N802, ANN001 - Qt API
+        super().resizeEvent(ev)
+        if hasattr(self, "_full"):
+            self._elide()
 
 
 def section(text: str) -> QLabel:

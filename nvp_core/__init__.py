@@ -5,19 +5,68 @@ The explorer, the CLI and the trainer all stand on this package; it never import
 from pathlib import Path
 
 from .config import FlowConfig
-from .errors import ConfigError, DataError, ModelFileError, NVPError, ShapeError, TrainingError
-from .flow import RealNVP
-from .io import load, load_metadata, resolve_device, save
-from .latents import (
-    concat, flatten, level_images, make_generator, resample, select, slerp, spatial_layout, sphere,
-    sphere_batch, sphere_weights, unflatten,
-)
-from .preprocess import dequantize, from_numpy_image, quantize, to_numpy_image
-from .train import TrainConfig, Trainer, TrainEvent
+from .errors import Cancelled, ConfigError, DataError, ModelFileError, NVPError, ShapeError, TrainingError
+# Everything else imports torch (1–4 s): it is loaded on first use (PEP 562), so that
+# `nvp --help` answers at once and a Ctrl-C while torch loads lands inside the CLI's handler.
+# `nc.load`, `from nvp_core import RealNVP` etc. work exactly as before.
+_LAZY: dict[str, tuple[str, ...]] = {
+    "angles": ("manifold_angles", "sweep_angles"),
+    "data": ("BUILTIN_DATASETS",),
+    "density": ("bits_per_dim_from_log_prob",),
+    "flow": ("RealNVP",),
+    "io": ("load", "load_metadata", "resolve_device", "save"),
+    "latents": ("Latents", "concat", "flatten", "level_images", "make_generator", "resample", "select", "slerp",
+                "spatial_layout", "sphere", "sphere_batch", "sphere_weights", "unflatten"),
+    "pipeline": ("decode_images", "encode_and_score", "encode_images", "infoloss_columns", "infoloss_level_sets",
+                 "sample_images", "sample_seeded", "seeded_latents", "sphere_images"),
+    "shapes": ("SHAPE_NAMES", "Scenes", "ShapesData", "generate_scenes", "render_scenes", "scene_factors"),
+    "preprocess": ("dequantize", "from_numpy_image", "quantize", "to_numpy_image"),
+    "train": ("TrainConfig", "Trainer", "TrainEvent"),
+}
+_WHERE = {name: module for module, names in _LAZY.items() for name in names}
+
+
+def __getattr__(name: str):
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))
+
 
 __version__ = "0.1.0"
 
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+
+def _assets_dir() -> Path:
+    """Where the shipped models are: ``assets/`` beside the package in a checkout (run from
+    the tree or installed with ``-e``), else the ``nvp_assets`` package data that a wheel or a
+    plain ``pip install .`` carries (pyproject.toml maps assets/ to it)."""
+    root = Path(__file__).resolve().parent.parent
+    if (root / "pyproject.toml").is_file() and (root / "assets").is_dir():
+        return root / "assets"
+    import importlib.resources
+    import importlib.util
+
+    try:
+        found = importlib.resources.files("nvp_assets")
+    except ModuleNotFoundError:  # a broken install: the error names where it was looked for
+        return root / "assets"
+    if isinstance(found, Path):
+        return found
+    # assets/ has no __init__.py, so it is a namespace package and files() gives a
+    # MultiplexedPath; an installed wheel has exactly one folder for it.
+    spec = importlib.util.find_spec("nvp_assets")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+ASSETS = _assets_dir()
 DEFAULT_MODEL = ASSETS / "models" / "photo-crops-32"
 
 
@@ -32,4 +81,8 @@ __all__ = [
     "from_numpy_image", "level_images", "load", "load_metadata", "make_generator", "quantize", "resample",
     "resolve_device", "save", "select", "slerp", "spatial_layout", "sphere", "sphere_batch",
     "sphere_weights", "to_numpy_image", "unflatten", "TrainConfig", "Trainer", "TrainEvent",
+    "Cancelled", "Latents", "bits_per_dim_from_log_prob", "decode_images", "encode_and_score", "encode_images",
+    "infoloss_columns", "infoloss_level_sets", "manifold_angles", "sample_images", "sample_seeded",
+    "seeded_latents", "sphere_images", "sweep_angles",
+    "BUILTIN_DATASETS", "SHAPE_NAMES", "Scenes", "ShapesData", "generate_scenes", "render_scenes", "scene_factors",
 ]

@@ -1,5 +1,8 @@
 import sys
 
-from .cli import main
+try:
+    from .cli import main
+except KeyboardInterrupt:  # Ctrl-C before the CLI's own handler is in place: still no traceback
+    sys.exit(130)
 
 sys.exit(main())

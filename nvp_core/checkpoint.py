@@ -69,20 +69,23 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
         path = path / CHECKPOINT_NAME
     if not path.is_file():
         raise TrainingError(f"no checkpoint at {path}")
-    raw = path.read_bytes()
+    from .limits import MAX_MODEL_FILE_BYTES
+    from .paths import read_regular_file
+
+    raw = read_regular_file(path, "checkpoint", 4 * MAX_MODEL_FILE_BYTES, TrainingError)  # weights, EMA, Adam
     try:
         header_len = int.from_bytes(raw[:8], "little")
         header = json.loads(raw[8:8 + header_len]) if 0 < header_len <= len(raw) - 8 else None
         meta = (header or {}).get("__metadata__") or {}
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         meta = {}
-    if meta.get("format") != FORMAT:
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise TrainingError(f"{path} is not an NVP Explorer training checkpoint (or it is truncated)")
     try:
         tensors = st_load_bytes(raw)
         info = json.loads(meta["state"])
-    except (SafetensorError, ValueError, KeyError, RuntimeError) as exc:
-        raise TrainingError(f"{path} is corrupt: {exc}") from None
+    except (SafetensorError, ValueError, KeyError, RuntimeError, RecursionError) as exc:
+        raise TrainingError(f"{path} is corrupt: {str(exc)[:200]}") from None
     return tensors, info
 
 

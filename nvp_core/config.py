@@ -14,6 +14,13 @@ from typing import Any
 from .errors import ConfigError
 
 NORMS = ("batch", "actnorm", "none")
+# How a scale arranges its channel-wise couplings (see nvp_core/flow.py `_Scale`):
+# "official" runs them on the plain 2×2 squeeze as the official code does; "ordered"
+# is the first nvp_core layout (ordered squeeze, so they repeated the checkerboard
+# split). Kept so that files written before the fix compute the function they learnt.
+LAYOUTS = ("official", "ordered")
+# What a model file written before the layout existed means: its config has neither key.
+LEGACY_FIELDS = {"layout": "ordered", "channel_width_factor": 1}
 
 
 class JsonConfig:
@@ -65,6 +72,17 @@ class FlowConfig(JsonConfig):
     alpha: float = 0.05
     norm_momentum: float = 0.05
     norm_eps: float = 1e-4
+    layout: str = "official"
+    channel_width_factor: int = 2
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "FlowConfig":
+        """A config read back from JSON. Files older than the ``layout`` field were all
+        trained with the ordered layout and single-width channel nets: an absent key
+        means that, never today's default, so an old model never loads as a different function."""
+        if isinstance(data, dict):
+            data = {**LEGACY_FIELDS, **data}
+        return super().from_dict(data)
 
     def __post_init__(self) -> None:
         ints = {
@@ -74,6 +92,7 @@ class FlowConfig(JsonConfig):
             "blocks": (0, 64),
             "max_width": (1, 8192),
             "image_size": (2, 65536),
+            "channel_width_factor": (1, 16),
         }
         for name, (lo, hi) in ints.items():
             value = getattr(self, name)
@@ -81,6 +100,8 @@ class FlowConfig(JsonConfig):
                 raise ConfigError(f"FlowConfig.{name} must be an integer, got {value!r}")
             if not lo <= value <= hi:
                 raise ConfigError(f"FlowConfig.{name} must be in [{lo}, {hi}], got {value}")
+        if self.layout not in LAYOUTS:
+            raise ConfigError(f"FlowConfig.layout must be one of {LAYOUTS}, got {self.layout!r}")
         if self.norm not in NORMS:
             raise ConfigError(f"FlowConfig.norm must be one of {NORMS}, got {self.norm!r}")
         for name, lo, hi in (("alpha", 0.0, 0.5), ("norm_momentum", 0.0, 1.0), ("norm_eps", 0.0, 1.0)):

@@ -27,10 +27,14 @@ from PIL import Image
 
 from .errors import DataError
 from .images import find_images, fit_image, open_image
+from .preprocess import dequantize
 
 log = logging.getLogger(__name__)
 
 PHOTO_CROPS = "photo-crops"
+SHAPES = "shapes"  # procedural scenes with known factors (nvp_core.shapes)
+# The built-in data sets, by the name `nvp train` and the Training tab accept.
+BUILTIN_DATASETS: tuple[str, ...] = (PHOTO_CROPS, SHAPES)
 CROP_MODES = ("center", "random")
 
 # Colour photographs that ship inside pip packages (no download, no pooch):
@@ -451,9 +455,13 @@ def load_data(
     n_train: int = 50000,
     n_test: int = 2000,
 ) -> TrainData:
-    """``photo-crops`` or a folder path → TrainData; DataError before any training if unusable."""
+    """A built-in set (BUILTIN_DATASETS) or a folder path → TrainData; DataError before any training if unusable."""
     if str(source) == PHOTO_CROPS:
         return load_photo_crops(size, n_train=n_train, n_test=n_test, seed=seed, workers=workers)
+    if str(source) == SHAPES:
+        from .shapes import load_shapes  # shapes builds on TrainData: a module-level import would be a cycle
+
+        return load_shapes(size, n_train=n_train, n_test=n_test, seed=seed, workers=workers or min(8, os.cpu_count() or 1))
     return load_folder(source, size, crop=crop, seed=seed, workers=workers)
 
 
@@ -465,8 +473,7 @@ def dequantize_batch(x_uint8: torch.Tensor, step: int, seed: int, rank: int = 0,
     """
     n = x_uint8.shape[0]
     u = torch.rand((n * world, *x_uint8.shape[1:]), generator=generator(seed, step, "noise"))
-    u = u[rank * n:(rank + 1) * n]
-    return (x_uint8.to(torch.float32) + u) / 256.0
+    return dequantize(x_uint8, noise=u[rank * n:(rank + 1) * n])
 
 
 def png_bits_per_dim(images: torch.Tensor | np.ndarray, optimize: bool = True) -> float:

@@ -23,3 +23,12 @@ class DataError(NVPError):
 
 class TrainingError(NVPError):
     """Training cannot go on: a non-finite loss, a bad checkpoint to resume from."""
+
+
+class Cancelled(NVPError):
+    """Work stopped on request (a Cancel button, a newer request replacing this one).
+
+    The one cancellation signal of the package: :mod:`nvp_core.pipeline` raises it
+    when its ``cancel()`` callable says so, and a ``progress`` callback may raise it
+    to stop the work at the next step; the explorer's render worker catches it.
+    """

@@ -1,7 +1,7 @@
 """RealNVP: the multi-scale flow of Dinh et al. (2016), section 3.6.
 
 One scale = 3 checkerboard couplings → squeeze → 3 channel-wise couplings →
-factor out half of the channels as z^(k); the last scale is 4 checkerboard
+factor out half of the channels as z^(k) (see ``_Scale`` for the two squeezes); the last scale is 4 checkerboard
 couplings whose output is z^(L). Everything is convolutional and masks are built
 per input size, so a model trained at 32×32 encodes and samples at any size that
 is a multiple of 2^(L−1).
@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 from torch import nn
 
 from .config import FlowConfig
 from .errors import ShapeError
-from .latents import make_generator
-from .layers import ChannelCoupling, CheckerboardCoupling, LogitTransform, make_norm, squeeze, unsqueeze
+from .density import bits_per_dim_from_log_prob
+from .latents import Latents, make_generator
+from .layers import (
+    ChannelCoupling, CheckerboardCoupling, LogitTransform, make_norm, squeeze, squeeze_ordered, unsqueeze,
+    unsqueeze_ordered,
+)
 from .preprocess import dequantize
 
-Latents = list[torch.Tensor]
 LOG_2PI = math.log(2.0 * math.pi)
 
 
@@ -43,9 +46,21 @@ class _Step(nn.Module):
 
 
 class _Scale(nn.Module):
+    """One level of the multi-scale architecture (section 3.6 of the paper).
+
+    Checkerboard couplings → squeeze → channel-wise couplings → factor out half.
+    With the ``official`` layout the channel-wise couplings see the plain squeeze
+    (each channel half holds both checkerboard colours, so they mix the image
+    along a new split) and the factor-out re-orders to the ordered squeeze, so
+    ``z^(k)`` is one checkerboard colour. The ``ordered`` layout (files written
+    before the fix) used the ordered squeeze for both, which made the channel-wise
+    couplings repeat the checkerboard split; it is kept bit-for-bit for those files.
+    """
+
     def __init__(self, channels: int, width: int, cfg: FlowConfig, final: bool) -> None:
         super().__init__()
         self.final = final
+        self.official = cfg.layout == "official"
 
         def norm(c: int) -> nn.Module:
             return make_norm(cfg.norm, c, cfg.norm_momentum, cfg.norm_eps)
@@ -58,10 +73,25 @@ class _Scale(nn.Module):
         if final:
             self.channel = nn.ModuleList()
         else:
+            channel_width = width * cfg.channel_width_factor
             self.channel = nn.ModuleList(
-                _Step(ChannelCoupling(4 * channels, width, cfg.blocks, flip=bool(i % 2)), norm(4 * channels))
+                _Step(ChannelCoupling(4 * channels, channel_width, cfg.blocks, flip=bool(i % 2)), norm(4 * channels))
                 for i in range(3)
             )
+
+    def _to_channels(self, x: torch.Tensor) -> torch.Tensor:
+        return squeeze(x) if self.official else squeeze_ordered(x)
+
+    def _factor_order(self, x: torch.Tensor) -> torch.Tensor:
+        """Channel-coupling layout → ordered squeeze (the factor-out's)."""
+        return squeeze_ordered(unsqueeze(x)) if self.official else x
+
+    def _coupling_order(self, x: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`_factor_order`."""
+        return squeeze(unsqueeze_ordered(x)) if self.official else x
+
+    def _from_channels(self, x: torch.Tensor) -> torch.Tensor:
+        return unsqueeze(x) if self.official else unsqueeze_ordered(x)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Returns (kept half, log-det, factored-out z or None for the final scale)."""
@@ -71,19 +101,19 @@ class _Scale(nn.Module):
             ldj = ldj + d
         if self.final:
             return x, ldj, None
-        x = squeeze(x)
+        x = self._to_channels(x)
         for step in self.channel:
             x, d = step(x)
             ldj = ldj + d
-        keep, z = x.chunk(2, dim=1)
+        keep, z = self._factor_order(x).chunk(2, dim=1)
         return keep, ldj, z
 
     def inverse(self, keep: torch.Tensor, z: torch.Tensor | None) -> torch.Tensor:
         if not self.final:
-            x = torch.cat([keep, z], dim=1)
+            x = self._coupling_order(torch.cat([keep, z], dim=1))
             for step in reversed(self.channel):
                 x = step.inverse(x)
-            keep = unsqueeze(x)
+            keep = self._from_channels(x)
         for step in reversed(self.checker):
             keep = step.inverse(keep)
         return keep
@@ -177,14 +207,21 @@ class RealNVP(nn.Module):
         """Images (N, C, H, W) in [0, 1] → [z^(1), …, z^(L)], finest first."""
         return self.forward(x)[0]
 
-    def decode(self, zs: Sequence[torch.Tensor]) -> torch.Tensor:
-        """Exact inverse of :meth:`encode`; output clamped to [0, 1]."""
+    def decode(self, zs: Sequence[torch.Tensor], after_scale: Callable[[], None] | None = None) -> torch.Tensor:
+        """Exact inverse of :meth:`encode`; output clamped to [0, 1].
+
+        ``after_scale`` is called after each scale's inverse: a canvas hundreds of
+        times the training size reports progress and can stop (by raising) between
+        scales instead of only when it is done.
+        """
         if len(zs) != len(self.scales):
             raise ShapeError(f"expected {len(self.scales)} latent levels, got {len(zs)}")
         h = zs[-1]
         for k in range(len(self.scales) - 1, -1, -1):
             scale = self.scales[k]
             h = scale.inverse(h, None if scale.final else zs[k])
+            if after_scale is not None:
+                after_scale()
         return self.preprocess.inverse(h).clamp(0.0, 1.0)
 
     # ---------------------------------------------------------------- density
@@ -213,9 +250,7 @@ class RealNVP(nn.Module):
         """
         with torch.inference_mode(), self.evaluating():
             x = dequantize(x_uint8.to(self.device), noise=noise, generator=generator)
-            d = x[0].numel()
-            lp = self.log_prob(x)
-            return (-lp + d * math.log(256.0)) / (d * math.log(2.0))
+            return bits_per_dim_from_log_prob(self.log_prob(x), x[0].numel())
 
     # ---------------------------------------------------------------- sampling
     def sample_latents(

@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import DataError
+from .paths import regular_file_stat
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 # Picture files we cannot read but recognise, so "this is an image" can be said where a
@@ -82,42 +83,6 @@ def looks_like_image(path: str | os.PathLike) -> bool:
         return True
     text = head.lstrip().lower()
     return text.startswith(b"<svg") or (text.startswith(b"<?xml") and b"<svg" in text)
-
-
-def check_regular_file(path: str | os.PathLike, what: str = "file") -> os.stat_result:
-    """``os.stat`` of ``path``, refusing anything that is not a regular file.
-
-    Reading a FIFO blocks until someone writes to it and a device such as
-    /dev/zero never ends, so both are refused before they are opened.
-    """
-    p = Path(path)
-    try:
-        st = os.stat(p)
-    except FileNotFoundError:
-        raise DataError(f"{p}: no such file") from None
-    except OSError as exc:
-        raise DataError(f"{p.name}: cannot read this {what} ({exc.strerror or exc})") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise DataError(f"{p.name}: is a folder, not {_a(what)}")
-    if not stat.S_ISREG(st.st_mode):
-        raise DataError(f"{p.name}: not a regular file ({_file_kind(st.st_mode)}); refusing to read it as {_a(what)}")
-    return st
-
-
-def _a(what: str) -> str:
-    return ("an " if what[:1] in "aeiou" else "a ") + what
-
-
-def _file_kind(mode: int) -> str:
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISCHR(mode):
-        return "a character device"
-    if stat.S_ISBLK(mode):
-        return "a block device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "not a plain file"
 
 
 def find_images(root: str | os.PathLike) -> list[Path]:
@@ -288,7 +253,7 @@ def read_image(path: str | os.PathLike, min_size: int | tuple[int, int] | None =
     JPEG wanted at 512 decodes as 1875² instead of 225 megapixels.
     """
     path = Path(path)
-    check_regular_file(path, "image")
+    regular_file_stat(path, "image", DataError)
     return _decode(path, path.name, min_size, max_pixels)
 
 

@@ -21,6 +21,8 @@ from safetensors.torch import save as st_save_bytes
 from .config import FlowConfig
 from .errors import ConfigError, ModelFileError
 from .flow import RealNVP
+from .limits import MAX_HEADER_BYTES, MAX_MODEL_FILE_BYTES, LimitError, check_model_config, loads_json
+from .paths import read_regular_file
 
 FORMAT = "nvp-explorer/realnvp"
 FORMAT_VERSION = "1"
@@ -110,30 +112,56 @@ def _sniff(raw: bytes) -> str | None:
     return None
 
 
-def read_file(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """The tensors and the header metadata of a model file, checked but not yet built."""
-    p = _weights_path(path)
-    if not p.exists():
+def _read(p: Path, length: int | None = None) -> bytes:
+    if not p.exists() and not p.is_symlink():
         raise ModelFileError(f"no model file at {p}")
-    try:
-        raw = p.read_bytes()
-    except OSError as exc:
-        raise ModelFileError(f"cannot read {p}: {exc.strerror or exc}") from None
+    return read_regular_file(p, "model file", MAX_MODEL_FILE_BYTES, ModelFileError, length)
+
+
+def _header(p: Path, raw: bytes, total: int) -> dict[str, str]:
+    """The ``__metadata__`` table of a safetensors file whose first bytes are ``raw``
+    (``total`` bytes long), checked: size, JSON, nesting, our format tag and version."""
     kind = _sniff(raw)
     if kind:
         raise ModelFileError(f"{p.name} is {kind}, not a safetensors model; it was not opened")
-    if len(raw) < 8:
-        raise ModelFileError(f"{p.name} is empty or truncated ({len(raw)} bytes)")
+    if total < 8 or len(raw) < 8:
+        raise ModelFileError(f"{p.name} is empty or truncated ({total} bytes)")
     header_len = int.from_bytes(raw[:8], "little")
-    if header_len <= 0 or 8 + header_len > len(raw):
+    if header_len <= 0 or 8 + header_len > total:
         raise ModelFileError(f"{p.name} is truncated or not a safetensors file")
+    if header_len > MAX_HEADER_BYTES:
+        raise ModelFileError(f"{p.name} has a {header_len:,}-byte header, above the limit of "
+                             f"{MAX_HEADER_BYTES:,}; it is not a model we wrote")
     try:
-        header = json.loads(raw[8:8 + header_len])
-        meta = header.get("__metadata__", {}) or {}
-    except (ValueError, AttributeError):
+        header = loads_json(raw[8:8 + header_len], f"{p.name}'s header")
+    except LimitError as exc:
+        raise ModelFileError(str(exc)) from None
+    except ValueError:
         raise ModelFileError(f"{p.name} is not a safetensors file (its header is not JSON)") from None
+    if not isinstance(header, dict):
+        raise ModelFileError(f"{p.name} is not a safetensors file (its header is not a JSON object)")
+    meta = header.get("__metadata__", {}) or {}
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        raise ModelFileError(f"{p.name}: its __metadata__ is not a table of strings; not an NVP Explorer model")
     if meta.get("format") != FORMAT:
         raise ModelFileError(f"{p.name} is a safetensors file but not an NVP Explorer model (no '{FORMAT}' tag)")
+    version = meta.get("format_version", FORMAT_VERSION)
+    if version != FORMAT_VERSION:
+        newer = version.isdigit() and int(version) > int(FORMAT_VERSION)
+        raise ModelFileError(
+            f"{p.name} is in model format version {version[:20]!r}, this NVP Explorer reads version "
+            f"{FORMAT_VERSION}" + ("; it was written by a newer version: upgrade to open it" if newer else ""))
+    return meta
+
+
+def read_file(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The tensors and the header metadata of a model file, checked but not yet built.
+
+    Only a regular file of at most MAX_MODEL_FILE_BYTES is read (a FIFO or /dev/zero is
+    refused before it is opened); the header is size- and depth-checked before parsing."""
+    p = _weights_path(path)
+    raw = _read(p)
+    meta = _header(p, raw, len(raw))
     try:
         tensors = st_load_bytes(raw)
     except (SafetensorError, ValueError, RuntimeError) as exc:
@@ -141,12 +169,67 @@ def read_file(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict[st
     return tensors, meta
 
 
-def load_metadata(path: str | os.PathLike) -> dict[str, Any]:
-    _, meta = read_file(path)
+def read_header(path: str | os.PathLike) -> dict[str, str]:
+    """The checked ``__metadata__`` of a model file, reading only its header (not the weights)."""
+    p = _weights_path(path)
+    first = _read(p, 8)  # refuses a missing path, a FIFO, a device or an oversized file
+    total = p.stat().st_size
+    n = int.from_bytes(first, "little") if len(first) == 8 else 0
+    # _header refuses a length past the end or the limit before looking further than `first`.
+    raw = _read(p, 8 + n) if 0 < n <= MAX_HEADER_BYTES and 8 + n <= total else first
+    return _header(p, raw, total)
+
+
+def _metadata(meta: dict[str, str], name: str) -> dict[str, Any]:
+    """The training metadata (a JSON object) from the header; a non-object or absurdly nested
+    document is an error, since the explorer and the CLI read fields from it."""
     try:
-        return json.loads(meta.get("metadata", "{}"))
+        value = loads_json(meta.get("metadata", "{}"), f"{name}'s metadata")
+    except LimitError as exc:
+        raise ModelFileError(str(exc)) from None
     except ValueError:
-        return {}
+        return {}  # unreadable information only; the weights are still good
+    if not isinstance(value, dict):
+        raise ModelFileError(f"{name}: its metadata is a JSON {type(value).__name__}, not an object")
+    return value
+
+
+def load_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The training metadata of a model file (step, data set, bits/dim…), from its header only."""
+    return _metadata(read_header(path), _weights_path(path).name)
+
+
+def _config(meta: dict[str, str], name: str, values: int) -> FlowConfig:
+    """The FlowConfig from the header, checked for size against the limits and against the
+    number of values the file holds, before any model is built."""
+    try:
+        data = loads_json(meta.get("config", ""), f"{name}'s config")
+        config = FlowConfig.from_dict(data)
+    except LimitError as exc:
+        raise ModelFileError(str(exc)) from None
+    except (ConfigError, ValueError, TypeError) as exc:
+        raise ModelFileError(f"{name} has an invalid config: {exc}") from None
+    try:
+        check_model_config(config, values, what=name)
+    except LimitError as exc:
+        raise ModelFileError(str(exc)) from None
+    return config
+
+
+def _check_values(tensors: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], name: str) -> None:
+    """Refuse what would load silently but give wrong results: NaN/Inf weights (black or
+    NaN pictures) and integer/bool tensors where the model has floats (or the reverse)."""
+    wrong_type = sorted(k for k in expected if k in tensors
+                        and tensors[k].is_floating_point() != expected[k].is_floating_point())
+    if wrong_type:
+        k = wrong_type[0]
+        raise ModelFileError(f"{name}: {len(wrong_type)} tensor(s) have the wrong kind of values (e.g. {k} is "
+                             f"{str(tensors[k].dtype).replace('torch.', '')}, expected "
+                             f"{str(expected[k].dtype).replace('torch.', '')}); the file is not usable")
+    bad = sorted(k for k, v in tensors.items() if v.is_floating_point() and not bool(torch.isfinite(v).all()))
+    if bad:
+        raise ModelFileError(f"{name}: {len(bad)} tensor(s) hold NaN or infinite values (e.g. {bad[0]}); the "
+                             f"weights are corrupt (did training diverge?) and would give black or NaN pictures")
 
 
 def load(path: str | os.PathLike, device: str | torch.device | None = "cpu") -> RealNVP:
@@ -156,10 +239,9 @@ def load(path: str | os.PathLike, device: str | torch.device | None = "cpu") -> 
     and ``flow.source`` (the file it came from).
     """
     tensors, meta = read_file(path)
-    try:
-        config = FlowConfig.from_json(meta.get("config", ""))
-    except ConfigError as exc:
-        raise ModelFileError(f"{_weights_path(path).name} has an invalid config: {exc}") from None
+    name = _weights_path(path).name
+    config = _config(meta, name, sum(v.numel() for v in tensors.values()))
+    metadata = _metadata(meta, name)
     flow = RealNVP(config)
     expected = flow.state_dict()
     missing = sorted(set(expected) - set(tensors))
@@ -176,11 +258,9 @@ def load(path: str | os.PathLike, device: str | torch.device | None = "cpu") -> 
             parts.append(f"{len(wrong)} with wrong shapes (e.g. {k}: file {tuple(tensors[k].shape)}, "
                          f"config {tuple(expected[k].shape)})")
         raise ModelFileError(f"the weights do not fit the config: {'; '.join(parts)}")
+    _check_values(tensors, expected, name)
     flow.load_state_dict(tensors)
     flow.to(resolve_device(device)).eval()
-    try:
-        flow.metadata = json.loads(meta.get("metadata", "{}"))
-    except ValueError:
-        flow.metadata = {}
+    flow.metadata = metadata
     flow.source = str(_weights_path(path))
     return flow

@@ -10,7 +10,7 @@ from typing import Iterable, Sequence
 import torch
 
 from .errors import ShapeError
-from .layers.squeeze import unsqueeze
+from .layers.squeeze import unsqueeze_ordered
 
 Latents = list[torch.Tensor]
 
@@ -148,7 +148,7 @@ def spatial_layout(zs: Sequence[torch.Tensor], fill: float = float("nan")) -> li
         h = zs[-1] if k == levels - 1 else torch.full_like(zs[-1], fill)
         for j in range(levels - 2, -1, -1):
             z = zs[j] if j == k else torch.full_like(zs[j], fill)
-            h = unsqueeze(torch.cat([h, z], dim=1))
+            h = unsqueeze_ordered(torch.cat([h, z], dim=1))
         out.append(h)
     return out
 

@@ -11,11 +11,18 @@ import torch
 
 
 def dequantize(
-    x_uint8: torch.Tensor, noise: bool = True, generator: torch.Generator | None = None
+    x_uint8: torch.Tensor, noise: bool | torch.Tensor = True, generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """uint8 (N,C,H,W) → float32 in [0,1)."""
+    """uint8 (N,C,H,W) → float32 in [0,1).
+
+    ``noise`` True draws u ~ U[0,1) (from ``generator`` on the CPU when given), False
+    takes the midpoint u = ½, and a tensor is u itself: the trainer draws the noise
+    of a whole distributed batch and passes each rank its slice.
+    """
     x = x_uint8.to(torch.float32)
-    if noise:
+    if isinstance(noise, torch.Tensor):
+        x = x + noise.to(x.device, torch.float32)
+    elif noise:
         u = torch.rand(x.shape, generator=generator, device="cpu" if generator is not None else x.device)
         x = x + u.to(x.device)
     else:

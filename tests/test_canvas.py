@@ -117,25 +117,49 @@ def test_cancel_button_stops_a_long_job(qtbot, panel):
     assert panel.progress.format() == "cancelled"
 
 
-def test_hooks_only_touch_the_job_thread(tiny_flow):
-    """The explorer's renderer may decode with the same flow while a canvas runs."""
+def test_a_cancelled_job_leaves_other_users_of_the_flow_alone(tiny_flow):
+    """The explorer's renderer may decode with the same flow while a canvas runs: a
+    cancel belongs to its job (a flag nvp_core asks), never to the flow."""
     job = CanvasJob(tiny_flow, 16, 16, 1.0, 0, 1)
-    job._thread_id = -1  # "some other thread"
-    handles = [m.register_forward_pre_hook(job._hook) for m in job._nets]
-    try:
-        job.cancel()
-        out = tiny_flow.sample(1, 16, 16, generator=0)  # this thread: unaffected
-        assert out.shape == (1, 3, 16, 16)
-    finally:
-        for h in handles:
-            h.remove()
+    ends = []
+    job.cancelled.connect(lambda: ends.append("cancelled"))
+    job.finished.connect(lambda images: ends.append("finished"))
+    job.cancel()
+    job.run()  # synchronously, on this thread
+    assert ends == ["cancelled"]
+    out = tiny_flow.sample(1, 16, 16, generator=0)  # the same thread and flow: unaffected
+    assert out.shape == (1, 3, 16, 16)
+    other = CanvasJob(tiny_flow, 16, 16, 1.0, 0, 1)
+    other.finished.connect(lambda images: ends.append(images))
+    other.run()
+    np.testing.assert_array_equal(ends[-1][0], nc.to_numpy_image(out)[0])
+
+
+def test_cancelling_the_first_canvas_claims_no_previous_result(qtbot, panel):
+    panel.count.setValue(8)
+    panel.preset.setCurrentIndex(2)  # 10×
+    panel.generate()
+    job = panel._job
+    job.progress.connect(lambda done, total: job.cancel(), Qt.ConnectionType.DirectConnection)
+    qtbot.waitUntil(lambda: not panel.busy, timeout=20000)
+    assert panel.shown is None  # nothing was ever generated
+    assert "Cancelled" in panel.status.text() and "previous result" not in panel.status.text()
+    panel.count.setValue(1)
+    panel.preset.setCurrentIndex(0)
+    _generate(qtbot, panel)
+    panel.count.setValue(8)
+    panel.preset.setCurrentIndex(2)
+    panel.generate()
+    panel.cancel()
+    qtbot.waitUntil(lambda: not panel.busy, timeout=20000)
+    assert "the previous result is kept" in panel.status.text() and panel.shown.shape == (16, 16, 3)
 
 
 def test_errors_are_messages_and_the_panel_survives(qtbot, panel, monkeypatch):
-    def boom(zs):
+    def boom(*args, **kwargs):
         raise RuntimeError("CUDA out of memory. Tried to allocate 40.00 GiB")
 
-    monkeypatch.setattr(panel.flow, "decode", boom)
+    monkeypatch.setattr(panel.flow, "sample_latents", boom)
     _generate(qtbot, panel)
     assert "Out of memory" in panel.status.text() and "160" not in panel.status.text()
     assert panel.shown is None and panel.generate_button.isEnabled()

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 import nvp_core as nc
-from nvp_core import figures as F
+from nvp_core import pipeline as P
 from nvp_core.cli import main
 from nvp_core.images import fit_image, open_image
 
@@ -122,7 +122,7 @@ def test_bad_device_and_out_of_memory_are_one_line(tmp_path, capsys, model_dir, 
     def exhausted(*args, **kwargs):
         raise RuntimeError("[enforce fail at alloc_cpu.cpp] DefaultCPUAllocator: not enough memory")
 
-    monkeypatch.setattr("nvp_core.cli.extrapolate_cmd.extrapolation_images", exhausted)
+    monkeypatch.setattr("nvp_core.figures.extrapolation_images", exhausted)
     code, _, err = nvp(capsys, "extrapolate", model_dir, "--scale", 50, "--out", tmp_path / "x.png")
     assert code == 2 and "out of memory" in err and "--scale" in err and len(err.strip().splitlines()) == 1
 
@@ -143,7 +143,7 @@ def test_sample_grid_files_and_determinism(tmp_path, capsys, model_dir, flow):
     assert (tmp_path / "a.png").stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
     grid = read(tmp_path / "a.png")
     t = tiles(grid, 2, 3, SIZE)
-    expected = F.sample_images(flow, 6, temperature=0.7, seed=3)
+    expected = P.sample_images(flow, 6, temperature=0.7, seed=3)
     assert np.array_equal(t.reshape(6, SIZE, SIZE, 3), expected)
     each = sorted((tmp_path / "each").glob("sample_*.png"))
     assert len(each) == 6 and np.array_equal(read(each[5]), expected[5])
@@ -197,7 +197,7 @@ def test_encode_json_noise_and_latents(tmp_path, capsys, model_dir, image_dir, f
         assert list(z["names"]) == paths
         shapes = flow.latent_shapes(SIZE, SIZE)
         assert [z[f"z{k}"].shape for k in (1, 2, 3)] == [(3, *s) for s in shapes]
-        decoded = F.decode_images(flow, [torch.from_numpy(z[f"z{k}"]) for k in (1, 2, 3)])
+        decoded = P.decode_images(flow, [torch.from_numpy(z[f"z{k}"]) for k in (1, 2, 3)])
     assert np.abs(decoded.astype(int) - fitted(paths)).max() <= 1
 
 
@@ -217,7 +217,7 @@ def test_infoloss_grid(tmp_path, capsys, model_dir, image_dir, flow):
     assert code == 0 and "3 rows × 3 columns" in out
     t = tiles(read(tmp_path / "a.png"), 3, 3, SIZE)
     x = fitted(paths)
-    recon = F.decode_images(flow, F.encode_images(flow, x))
+    recon = P.decode_images(flow, P.encode_images(flow, x))
     assert np.array_equal(t[:, 0], recon)
     assert np.abs(t[:, 0].astype(int) - x).max() <= 1
     assert np.abs(t[:, 2].astype(int) - recon).mean() > 1.0  # resampling shows
@@ -258,7 +258,7 @@ def test_sphere_frames_animations_and_grid(tmp_path, capsys, model_dir, image_di
         with Image.open(out_dir / name) as anim:
             assert anim.n_frames == 6 and anim.size == (32, 32)
     # Frame 0 sits at (0, 0, 0): the first image; a quarter turn of φ'' reaches the second.
-    recon = F.decode_images(flow, F.encode_images(flow, fitted(images(image_dir))))
+    recon = P.decode_images(flow, P.encode_images(flow, fitted(images(image_dir))))
     f0 = read(frames[0])[::2, ::2]
     assert np.abs(f0.astype(int) - recon[0]).max() <= 1
     grid = read(out_dir / "grid.png")
@@ -269,7 +269,7 @@ def test_sphere_frames_animations_and_grid(tmp_path, capsys, model_dir, image_di
 def test_sphere_quarter_turn_of_phi2_reaches_z2(tmp_path, capsys, model_dir, image_dir, flow):
     code, _, _ = nvp(capsys, "sphere", model_dir, *images(image_dir), "--frames", 4, "--out", tmp_path)
     assert code == 0
-    recon = F.decode_images(flow, F.encode_images(flow, fitted(images(image_dir))))
+    recon = P.decode_images(flow, P.encode_images(flow, fitted(images(image_dir))))
     assert np.abs(read(tmp_path / "frame_001.png").astype(int) - recon[1]).max() <= 1
     code, _, _ = nvp(capsys, "sphere", model_dir, *images(image_dir), "--frames", 4, "--angle", "phi",
                      "--out", tmp_path / "phi")

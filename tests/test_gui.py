@@ -13,9 +13,10 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 from PySide6.QtTest import QTest
 
-from explorer import session as S
+from explorer.entries import default_box
 from explorer.export import ExportOptions
 from explorer.main_window import MainWindow, tab_key
+from explorer.session import Angles
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,8 +84,8 @@ def test_open_model_shows_its_card_and_samples(qtbot, window, tiny_model_path):
     window.open_model(str(tiny_model_path))
     settle(qtbot, window)
     mp = window.model_panel
-    assert mp.header.text() == "tiny-model"
-    assert mp.fields["bpd"].text() == "6.500"
+    assert mp.header.text() == "random 16×16 · tiny-model"  # named from its metadata (issue 11, item 9)
+    assert mp.fields["bpd"].text() == "6.500  — the step it was measured at is not recorded"
     assert mp.fields["levels"].text() == "L = 3"
     assert mp.fields["training"].text() == "data: random, 3 steps"
     assert mp.fields["params"].text() == f"{sum(p.numel() for p in window.session.flow.parameters()):,}"
@@ -112,7 +113,7 @@ def test_wrong_model_file_is_a_message_and_keeps_the_session(qtbot, window, tiny
         assert "Could not open the model" in window.message_bar.text()
         assert window.message_bar.level == "error"
         assert window.session.flow is flow
-        assert window.model_panel.header.text() == "tiny-model"
+        assert window.model_panel.header.text() == "random 16×16 · tiny-model"
 
 
 # ---------------------------------------------------------------- encode
@@ -143,22 +144,23 @@ def test_drop_images_and_folders_bad_ones_reported(qtbot, window, tiny_model_pat
     ep.list.setCurrentRow(1)
     assert s.current == 1
     assert not np.array_equal(ep.level_views[0].image(), first)
-    # hover read-out on a level view
+    # hover read-out on a level view (the input-layout views; the true-element views: test_latent_views.py)
     view = ep.level_views[0]  # z(1): 8×8 values shown over the 16×16 input
     e = s.current_image
     expected = e.levels[0].mean(axis=0)
+    ep.mode.setCurrentIndex(ep.mode.findData("mean"))
     scene = view.view.mapViewToScene(QPointF(5.5, 2.5))  # input pixel (5, 2) → level pixel (2, 1)
     view._on_mouse(scene)
-    assert view.info.text() == f"x=2 y=1  value {expected[1, 2]:+.3f}"
-    assert "range" in view._range_text
-    ep.channel.setCurrentIndex(1)  # red channel only
+    assert view.info.text().endswith(f"y=1, x=2: {expected[1, 2]:+.5f}")
+    assert "values" in view._range_text
+    ep.mode.setCurrentIndex(ep.mode.findData("r"))  # red channel only
     view._on_mouse(scene)
-    assert view.info.text() == f"x=2 y=1  value {e.levels[0][0, 1, 2]:+.3f}"
+    assert view.info.text().endswith(f"y=1, x=2: {e.levels[0][0, 1, 2]:+.5f}")
     # a chosen crop instead of the centre one
     from nvp_core.images import fit_image
 
     dialog = ep.open_crop_dialog()
-    assert dialog.box() == S.default_box(e.original, 16, 16)
+    assert dialog.box() == default_box(e.original, 16, 16)
     dialog.set_box((2, 1, 14, 13))
     dialog.accept()
     settle(qtbot, window)
@@ -239,7 +241,7 @@ def test_dragging_shows_the_final_angles_without_backlog(qtbot, loaded):
         slider.setValue(v)
     settle(qtbot, w)
     assert runs.count("manifold") < 60  # most requests were replaced while pending
-    angles = S.Angles(*w.session.angles.as_tuple())
+    angles = Angles(*w.session.angles.as_tuple())
     assert angles.phi1 == 120.0
     want = w.session.manifold_task(angles)(lambda f: None)
     assert np.array_equal(mp.view.image(), want)
@@ -342,7 +344,7 @@ def test_save_and_reopen_a_session(qtbot, loaded, explorer_settings, tmp_path, t
         settle(qtbot, w2)
         s2 = w2.session
         assert [e.name for e in s2.images] == [e.name for e in w.session.images]
-        assert s2.angles == S.Angles(10.0, 20.0, 30.0)
+        assert s2.angles == Angles(10.0, 20.0, 30.0)
         assert s2.infoloss.levels == {2}
         assert w2.infoloss_panel.level_boxes[1].isChecked()
         assert w2.manifold_panel.controls["phi2"].value() == 30.0

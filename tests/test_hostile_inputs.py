@@ -44,14 +44,14 @@ def test_png_bomb_is_refused_from_its_header(tmp_path, kind):
 
 def test_pixel_limit_guards_every_reader(tmp_path, monkeypatch):
     """The CLI's loader, the explorer's reader and training folders go through the same check."""
-    from explorer import session as S
+    from explorer.image_files import read_images
 
     monkeypatch.setattr(images, "MAX_IMAGE_PIXELS", 100 * 100)
     png_bomb(tmp_path / "big.png", 200, 101)
     Image.new("RGB", (100, 100), (9, 9, 9)).save(tmp_path / "ok.png")
     arr, ok, skipped = images.load_images([tmp_path / "big.png", tmp_path / "ok.png"], 16)
     assert len(ok) == 1 and "over the limit of" in skipped[0]
-    items, errors = S.read_images([tmp_path / "big.png", tmp_path / "ok.png"])
+    items, errors = read_images([tmp_path / "big.png", tmp_path / "ok.png"])
     assert [i[0] for i in items] == ["ok.png"] and "over the limit of" in errors[0]
     from nvp_core.data import load_folder
 
@@ -133,7 +133,7 @@ def test_float_tiff_with_nan_and_wide_range(tmp_path):
 # ---------------------------------------------------------------- non-regular files
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
 def test_fifo_image_is_refused_without_blocking(tmp_path):
-    from explorer import session as S
+    from explorer.image_files import read_images
 
     fifo = tmp_path / "fifo.png"
     os.mkfifo(fifo)
@@ -141,11 +141,11 @@ def test_fifo_image_is_refused_without_blocking(tmp_path):
             "try:\n    images.load_image(sys.argv[1])\nexcept images.DataError as e:\n    print(e)\n")
     out = subprocess.run([sys.executable, "-c", code, str(fifo)], cwd=ROOT, capture_output=True, text=True,
                          timeout=60)
-    assert "fifo.png: not a regular file (a FIFO)" in out.stdout
-    items, errors = S.read_images([fifo])
-    assert not items and "not a regular file" in errors[0]
+    assert "fifo.png is a FIFO (named pipe), not an image; it was not read" in out.stdout
+    items, errors = read_images([fifo])
+    assert not items and "fifo.png is a FIFO" in errors[0]
     arr, ok, skipped = images.load_images([fifo], 16)  # the CLI's reader
-    assert not ok and "fifo.png: not a regular file (a FIFO)" in skipped[0]
+    assert not ok and "fifo.png is a FIFO (named pipe), not an image; it was not read" in skipped[0]
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
@@ -156,15 +156,15 @@ def test_cli_encode_of_a_fifo_image_is_one_line(tmp_path, tiny_model_dir):
     out = subprocess.run([sys.executable, "-m", "nvp_core", "encode", str(tiny_model_dir), str(fifo)],
                          cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode == 2 and "Traceback" not in out.stderr
-    assert "fifo.png: not a regular file (a FIFO)" in out.stderr
+    assert "fifo.png is a FIFO (named pipe), not an image; it was not read" in out.stderr
 
 
 def test_device_file_and_folder_are_refused(tmp_path):
-    with pytest.raises(nc.DataError, match=r"is a folder, not an image$"):
+    with pytest.raises(nc.DataError, match=r"is a folder, not an image; it was not read$"):
         images.load_image(tmp_path)
     if not Path("/dev/zero").exists():
         pytest.skip("no /dev/zero")
-    with pytest.raises(nc.DataError, match="zero: not a regular file \\(a character device\\); refusing to read it as an image"):
+    with pytest.raises(nc.DataError, match="/dev/zero is a character device, not an image; it was not read"):
         images.load_image("/dev/zero")
 
 
@@ -253,23 +253,23 @@ def _png(color=(10, 200, 30), size=(12, 10)) -> bytes:
     ({"model": {"path": "x"}}, "model should be text"),
 ], ids=lambda v: v if isinstance(v, str) and len(v) < 40 else None)
 def test_bad_session_values_are_one_clear_error(tmp_path, doc, match):
-    from explorer import session as S
+    from explorer.session_file import read_session
 
     p = _session_zip(tmp_path / "bad.nvps", doc, {"x.png": _png()})
     with pytest.raises(nc.DataError, match=r"bad\.nvps: damaged session file: " + match):
-        S.read_session(p)
+        read_session(p)
 
 
 def test_deeply_nested_session_json_is_one_clear_error(tmp_path):
-    from explorer import session as S
+    from explorer.session_file import read_session
 
     p = _session_zip(tmp_path / "deep.nvps", '{"format": "nvp-explorer/session", "angles": ' + "[" * 100000 + "]" * 100000 + "}")
     with pytest.raises(nc.DataError, match="nested too deeply"):
-        S.read_session(p)
+        read_session(p)
 
 
 def test_session_embedding_a_png_bomb_is_refused_from_the_header(tmp_path):
-    from explorer import session as S
+    from explorer.session_file import read_session
     from hostile import png_bomb_bytes
 
     bomb = png_bomb_bytes(28000, 28000)
@@ -278,45 +278,45 @@ def test_session_embedding_a_png_bomb_is_refused_from_the_header(tmp_path):
     assert p.stat().st_size < 10_000  # a few KB compressed: the issue's was 824 bytes
     before = _peak_rss_mb()
     with pytest.raises(nc.DataError, match=r"bomb\.nvps: damaged session file: images/000\.png: 28000×28000 pixels .* over the limit of 17 megapixels"):
-        S.read_session(p)
+        read_session(p)
     assert _peak_rss_mb() - before < 200
     p = _session_zip(tmp_path / "anchor.nvps", {"anchors": [{"kind": "image", "file": "a.png"}]}, {"a.png": bomb})
     with pytest.raises(nc.DataError, match="28000×28000 pixels"):
-        S.read_session(p)
+        read_session(p)
 
 
 def test_session_zip_bomb_member_is_refused(tmp_path):
-    from explorer import session as S
+    from explorer.session_file import read_session
     from explorer import session_file as F
 
     p = _session_zip(tmp_path / "zb.nvps", {"images": [{"name": "a", "file": "big.png"}]},
                      {"big.png": b"\0" * (F.MAX_MEMBER_BYTES + 1)})
     with pytest.raises(nc.DataError, match="big.png unpacks to 64.0 MB"):
-        S.read_session(p)
+        read_session(p)
     p = _session_zip(tmp_path / "js.nvps", " " * (F.MAX_JSON_BYTES + 1))
     with pytest.raises(nc.DataError, match="session.json unpacks to"):
-        S.read_session(p)
+        read_session(p)
 
 
 def test_huge_session_file_is_refused_before_reading(tmp_path, monkeypatch):
-    from explorer import session as S
+    from explorer.session_file import read_session
     from explorer import session_file as F
 
     p = tmp_path / "huge.nvps"
     with open(p, "wb") as f:
         f.truncate(F.MAX_SESSION_BYTES + 1)  # sparse: no disk used
     with pytest.raises(nc.DataError, match=r"huge\.nvps: 1,073,741,825 bytes is over the 1,024 MB limit for session files"):
-        S.read_session(p)
+        read_session(p)
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
 def test_session_fifo_and_a_session_naming_a_fifo_model(tmp_path):
-    from explorer import session as S
+    from explorer.session_file import read_session
 
     fifo = tmp_path / "s.nvps"
     os.mkfifo(fifo)
-    with pytest.raises(nc.DataError, match=r"s\.nvps: not a regular file \(a FIFO\)"):
-        S.read_session(fifo)
+    with pytest.raises(nc.DataError, match=r"s\.nvps is a FIFO \(named pipe\), not a session file"):
+        read_session(fifo)
     model_fifo = tmp_path / "model.safetensors"
     os.mkfifo(model_fifo)
     for model, kind in ((str(model_fifo), "FIFO"), ("/dev/zero", "device")):
@@ -324,21 +324,22 @@ def test_session_fifo_and_a_session_naming_a_fifo_model(tmp_path):
             continue
         p = _session_zip(tmp_path / "m.nvps", {"model": model, "images": [{"name": "a", "file": "a.png"}]},
                          {"a.png": _png()})
-        doc = S.read_session(p)
+        doc = read_session(p)
         assert doc.model is None and len(doc.images) == 1
         assert doc.warnings and model in doc.warnings[0] and "not a regular file" in doc.warnings[0]
 
 
 def test_session_angles_wrap_and_true_sizes_survive(tmp_path, tiny_flow):
-    from explorer import session as S
+    from explorer.entries import encode_items, fit_caption
+    from explorer.session_file import read_session
 
     p = _session_zip(tmp_path / "ok.nvps", {"angles": {"phi": 720.0, "phi1": -90}, "model": str(tmp_path / "gone"),
                                            "images": [{"name": "a", "file": "a.png", "size": [4000, 3000]}]},
                      {"a.png": _png(size=(40, 30))})
-    doc = S.read_session(p)
+    doc = read_session(p)
     assert doc.angles == (0.0, 270.0, 0.0) and doc.model == str(tmp_path / "gone") and not doc.warnings
-    entries = S.encode_items(tiny_flow, doc.images)
-    assert entries[0].true_size == (4000, 3000) and "centre crop of 4000×3000 (kept at 40×30)" in S.fit_caption(entries[0])
+    entries = encode_items(tiny_flow, doc.images)
+    assert entries[0].true_size == (4000, 3000) and "centre crop of 4000×3000 (kept at 40×30)" in fit_caption(entries[0])
 
 
 # ---------------------------------------------------------------- the explorer (pytest-qt, offscreen)
@@ -386,11 +387,11 @@ def _saved_model(tmp_path: Path, name: str, seed: int, metadata=None, **cfg) -> 
 
 @pytest.mark.parametrize("metadata", [[1, 2, 3], float("nan"), "just text"], ids=["list", "nan", "string"])
 def test_model_tab_shows_a_model_whose_metadata_is_not_an_object(qtbot, gui, tiny_model_path, tiny_flow, metadata):
-    from explorer.panels.model import model_name
+    from explorer.panels.model import display_name
 
     gui.open_model(str(tiny_model_path))
     _settle(qtbot, gui)
-    assert gui.model_panel.header.text() == model_name(str(tiny_model_path))
+    assert gui.model_panel.header.text() == display_name(gui.session.flow, str(tiny_model_path))
     odd = randomize_copy(tiny_flow)
     odd.metadata = metadata
     gui.hub.set_flow(odd, "/models/odd-metadata.safetensors")  # what nc.load gives for such a file
@@ -484,14 +485,14 @@ import json, os, sys
 from pathlib import Path
 import nvp_core as nc
 nc.DEFAULT_MODEL = Path(sys.argv[1])
-from explorer import app as app_mod
+from explorer import app as app_mod, main_window
 seen = {}
-class Recording(app_mod.MainWindow):
+class Recording(main_window.MainWindow):
     def shutdown(self):  # what the window held when main() finished
         seen.update(images=[e.name for e in self.session.images], model=self.session.model_path,
                     shown=self.message_bar.text())
         super().shutdown()
-app_mod.MainWindow = Recording
+main_window.MainWindow = Recording  # app.main() imports it from there when it runs
 code = app_mod.main(sys.argv[2:])
 print("RESULT " + json.dumps({"code": code, **seen}), flush=True)
 os._exit(0)

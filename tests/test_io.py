@@ -73,7 +73,7 @@ def test_mismatched_shapes_and_bad_config(tmp_path, tiny_flow):
     from safetensors.torch import save as st_save
 
     tensors = {k: v.contiguous() for k, v in tiny_flow.state_dict().items()}
-    cfg = tiny_config(width=8)  # the weights are width 4
+    cfg = tiny_config(width=5)  # the weights are width 4 (close enough that only the shapes tell)
     p = tmp_path / "bad.safetensors"
     p.write_bytes(st_save(tensors, metadata={"format": FORMAT, "config": cfg.to_json()}))
     with pytest.raises(nc.ModelFileError, match="do not fit the config.*wrong shapes"):

@@ -11,7 +11,10 @@ from PIL import Image
 
 import nvp_core as nc
 from conftest import randomize, tiny_config
-from explorer import session as S
+from explorer.entries import ImageEntry, check_box, default_box
+from explorer.image_files import cap_original, read_images
+from explorer.models import find_test_bpd, is_model_path, load_model, model_summary
+from explorer.session import Angles, InfoLossSettings, Session, image_anchor, read_session, sample_anchor
 
 
 def _photo(seed: int, h: int = 40, w: int = 56) -> np.ndarray:
@@ -30,8 +33,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture
-def session(tiny_flow: nc.RealNVP) -> S.Session:
-    s = S.Session()
+def session(tiny_flow: nc.RealNVP) -> Session:
+    s = Session()
     s.set_model(tiny_flow, "tiny")
     return s
 
@@ -40,7 +43,7 @@ def _run(task):
     return task(lambda f: None)
 
 
-def _encoded(session: S.Session, n: int = 8) -> list[S.ImageEntry]:
+def _encoded(session: Session, n: int = 8) -> list[ImageEntry]:
     entries = _run(session.encode_task([(f"img{i}", _photo(i), None) for i in range(n)]))
     session.add_images(entries)
     return entries
@@ -66,45 +69,45 @@ def test_read_images_skips_bad_files_with_a_message(tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     empty = tmp_path / "empty"
     empty.mkdir()
-    items, errors = S.read_images([tmp_path / "good.png", tmp_path / "broken.png", tmp_path / "notes.txt", empty])
+    items, errors = read_images([tmp_path / "good.png", tmp_path / "broken.png", tmp_path / "notes.txt", empty])
     assert [item[0] for item in items] == ["good.png"]
     assert len(errors) == 3
     assert any("broken.png" in e for e in errors)
     assert any("notes.txt" in e for e in errors)
     assert any("no images" in e for e in errors)
     # a folder is searched
-    items, errors = S.read_images([tmp_path])
+    items, errors = read_images([tmp_path])
     assert [item[0] for item in items] == ["good.png"] and any("broken.png" in e for e in errors)
 
 
 def test_crop_boxes_are_checked():
     img = np.zeros((40, 56, 3), np.uint8)
-    assert S.check_box((-5, 2, 100, 30), img) == (0, 2, 56, 30)
+    assert check_box((-5, 2, 100, 30), img) == (0, 2, 56, 30)
     with pytest.raises(nc.DataError, match="does not overlap"):
-        S.check_box((60, 0, 80, 10), img)
-    assert S.default_box(img, 16, 16) == (8, 0, 48, 40)
+        check_box((60, 0, 80, 10), img)
+    assert default_box(img, 16, 16) == (8, 0, 48, 40)
 
 
 def test_large_originals_are_capped():
     big = np.zeros((2000, 1000, 3), np.uint8)
-    assert S.cap_original(big).shape == (512, 256, 3)
+    assert cap_original(big).shape == (512, 256, 3)
 
 
 def test_manifold_reaches_each_anchor(session):
     entries = _encoded(session)
     for i, e in enumerate(entries):
-        session.set_anchor(i, S.image_anchor(e))
+        session.set_anchor(i, image_anchor(e))
     for angles, k in (((0, 0, 0), 0), ((0, 0, 90), 1), ((0, 90, 0), 2), ((90, 0, 0), 4), ((90, 90, 90), 7)):
-        img = _run(session.manifold_task(S.Angles(*angles)))
+        img = _run(session.manifold_task(Angles(*angles)))
         diff = np.abs(img.astype(int) - entries[k].recon.astype(int)).max()
         assert diff <= 1, (angles, k, diff)
-    mid = _run(session.manifold_task(S.Angles(30, 20, 10)))
+    mid = _run(session.manifold_task(Angles(30, 20, 10)))
     assert all(np.abs(mid.astype(int) - e.recon.astype(int)).max() > 2 for e in entries)
 
 
 def test_manifold_needs_all_anchors(session):
     entries = _encoded(session, 2)
-    session.set_anchor(0, S.image_anchor(entries[0]))
+    session.set_anchor(0, image_anchor(entries[0]))
     with pytest.raises(nc.DataError, match="z2, z3"):
         session.manifold_task()
 
@@ -112,7 +115,7 @@ def test_manifold_needs_all_anchors(session):
 def test_grid_and_sweep(session):
     entries = _encoded(session)
     for i, e in enumerate(entries):
-        session.set_anchor(i, S.image_anchor(e))
+        session.set_anchor(i, image_anchor(e))
     grid = _run(session.manifold_grid_task(n=3))
     assert grid.shape == (3 * 16 + 4, 3 * 16 + 4, 3)
     top_left = grid[1:17, 1:17]
@@ -122,7 +125,8 @@ def test_grid_and_sweep(session):
     frames = _run(session.manifold_sweep_task("phi2", 4))
     assert len(frames) == 4
     assert np.abs(frames[1].astype(int) - entries[1].recon.astype(int)).max() <= 1  # φ″ = 90° → z2
-    assert S.sweep_angles(S.Angles(10, 0, 0), "phi", 4) == [(10.0, 0, 0), (100.0, 0, 0), (190.0, 0, 0), (280.0, 0, 0)]
+    np.testing.assert_allclose(nc.sweep_angles("phi", 4, Angles(10, 0, 0).radians()),
+                               np.radians([(10.0, 0, 0), (100.0, 0, 0), (190.0, 0, 0), (280.0, 0, 0)]))
 
 
 def test_information_loss(session):
@@ -156,19 +160,19 @@ def test_infoloss_strip_matches_single_frames(session):
 
 
 def test_sample_anchor_is_reproducible(tiny_flow):
-    a = S.sample_anchor(tiny_flow, seed=5, temperature=0.7)
-    b = S.sample_anchor(tiny_flow, seed=5, temperature=0.7)
-    c = S.sample_anchor(tiny_flow, seed=6, temperature=0.7)
+    a = sample_anchor(tiny_flow, seed=5, temperature=0.7)
+    b = sample_anchor(tiny_flow, seed=5, temperature=0.7)
+    c = sample_anchor(tiny_flow, seed=6, temperature=0.7)
     assert np.array_equal(a.thumbnail, b.thumbnail) and not np.array_equal(a.thumbnail, c.thumbnail)
     assert a.kind == "sample" and a.seed == 5
 
 
 def test_session_round_trip(session, tmp_path):
     entries = _encoded(session, 3)
-    session.set_anchor(0, S.image_anchor(entries[1]))
-    session.set_anchor(3, S.sample_anchor(session.flow, seed=9, temperature=0.6))
-    session.angles = S.Angles(12.5, 200.0, 33.0)
-    session.infoloss = S.InfoLossSettings(levels={1, 3}, temperature=0.5, seed=42, mode="zero")
+    session.set_anchor(0, image_anchor(entries[1]))
+    session.set_anchor(3, sample_anchor(session.flow, seed=9, temperature=0.6))
+    session.angles = Angles(12.5, 200.0, 33.0)
+    session.infoloss = InfoLossSettings(levels={1, 3}, temperature=0.5, seed=42, mode="zero")
     session.canvas.width, session.canvas.seed = 64, 7
     session.current = 2
     index, cropped = _run(session.recrop_task(0, (5, 3, 35, 33)))
@@ -183,12 +187,12 @@ def test_session_round_trip(session, tmp_path):
             "anchors/1.png", "images/000.png", "images/001.png", "images/002.png"]
     assert doc["infoloss"]["levels"] == [1, 3]
 
-    doc = S.read_session(path)
-    fresh = S.Session()
+    doc = read_session(path)
+    fresh = Session()
     fresh.set_model(session.flow, "tiny")
     fresh.apply_document(doc)
     entries2, anchors2, current = _run(fresh.restore_task(doc))
-    assert fresh.angles == S.Angles(12.5, 200.0, 33.0)
+    assert fresh.angles == Angles(12.5, 200.0, 33.0)
     assert fresh.infoloss == session.infoloss
     assert fresh.canvas.width == 64 and fresh.canvas.seed == 7
     assert current == 2 and [e.name for e in entries2] == ["img0", "img1", "img2"]
@@ -213,15 +217,15 @@ def test_bad_session_files(tmp_path, content, match):
     else:
         p.write_bytes(content)
     with pytest.raises(nc.DataError, match=match):
-        S.read_session(p)
-    with pytest.raises(nc.DataError, match="no such file"):
-        S.read_session(tmp_path / "missing.nvps")
+        read_session(p)
+    with pytest.raises(nc.DataError, match="no session file at .*missing.nvps"):
+        read_session(tmp_path / "missing.nvps")
 
 
 def test_model_change_reencodes_at_the_new_size(session):
     _encoded(session, 2)
-    session.set_anchor(0, S.image_anchor(session.images[0]))
-    session.set_anchor(1, S.sample_anchor(session.flow, 3, 1.0))
+    session.set_anchor(0, image_anchor(session.images[0]))
+    session.set_anchor(1, sample_anchor(session.flow, 3, 1.0))
     torch.manual_seed(1)
     bigger = randomize(nc.RealNVP(tiny_config(image_size=32)), seed=1)
     gen = session.model_generation
@@ -234,15 +238,15 @@ def test_model_change_reencodes_at_the_new_size(session):
 
 def test_model_loading_and_summary(tmp_path, tiny_flow):
     nc.save(tiny_flow, tmp_path / "m", metadata={"test_bpd": 5.25, "step": 10})
-    flow = S.load_model(tmp_path / "m", device="cpu")
-    info = S.model_summary(flow)
+    flow = load_model(tmp_path / "m", device="cpu")
+    info = model_summary(flow)
     assert info["test_bpd"] == 5.25 and info["levels"] == 3 and info["parameters"] > 0
     assert info["file_bytes"] > 0 and info["device"] == "cpu"
-    assert S.load_model(tmp_path / "m" / "config.json", device="cpu").config == flow.config
-    assert S.is_model_path(tmp_path / "m") and not S.is_model_path(tmp_path)
+    assert load_model(tmp_path / "m" / "config.json", device="cpu").config == flow.config
+    assert is_model_path(tmp_path / "m") and not is_model_path(tmp_path)
     bad = tmp_path / "bad.safetensors"
     bad.write_bytes(b"\x80\x04garbage")
     with pytest.raises(nc.ModelFileError, match="pickle"):
-        S.load_model(bad, device="cpu")
-    assert S.find_test_bpd({"eval": {"bpd": 3.5}}) == 3.5
-    assert S.find_test_bpd({"train_bpd": 3.0}) is None
+        load_model(bad, device="cpu")
+    assert find_test_bpd({"eval": {"bpd": 3.5}}) == 3.5
+    assert find_test_bpd({"train_bpd": 3.0}) is None

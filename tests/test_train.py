@@ -110,7 +110,9 @@ def test_training_emits_events_and_saves_a_loadable_model(folder, tmp_path):
     assert meta["train_command"] == "nvp train test" and meta["wall_time_s"] > 0 and meta["hardware"]
     assert (tmp_path / "run" / "samples" / "step_0000006.png").is_file()
     rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows] == [0, 3, 6]
+    assert [r["step"] for r in rows if "test_bpd" in r] == [0, 3, 6]
+    train_steps = [r["step"] for r in rows if "train_bpd" in r]  # throttled (10 s): first and last step here
+    assert train_steps[0] == 1 and train_steps[-1] == 6 and len(train_steps) < 6
     # The checkpoint is safetensors (no pickle anywhere) and holds model, optimizer and RNG.
     raw = load_file(str(tmp_path / "run" / ckpt.CHECKPOINT_NAME))
     assert any(k.startswith("model.") for k in raw) and any(k.startswith("optim.") for k in raw)
@@ -299,3 +301,109 @@ def test_ema_model_scores_like_the_live_model(folder, tmp_path):
     lag = sum(float((live[k] - ema[k]).norm()) for k in ema)
     assert moved > 0 and lag < 0.5 * moved
     assert np.isfinite(evals[-1]) and evals[-1] < evals[0] + 0.1
+
+
+def test_stop_saves_the_score_of_the_saved_weights_with_its_step(folder, tmp_path):
+    """Stopped between evaluations, the model card must not carry the step-0 score as its own."""
+    c = cfg(folder, tmp_path / "run", steps=40, eval_every=100, sample_every=100, checkpoint_every=100,
+            lr=5e-3, warmup_steps=0)
+
+    def stop_at_4(ev):
+        if ev.kind == "progress" and ev.step == 4:
+            tr.request_stop()
+
+    rec = Recorder(stop_at_4)
+    tr = Trainer(c, rec)
+    tr.progress_interval_s = 0.0
+    result = tr.run()
+    assert result["stopped"] and result["step"] == 4
+    evals = [(e.step, e.test_bpd) for e in rec.events if e.kind == "eval"]
+    assert [s for s, _ in evals] == [0, 4]  # scored again at the stop
+    model = nc.load(tmp_path / "run" / "model")
+    meta = model.metadata
+    assert meta["test_bpd_step"] == 4 and meta["step"] == 4 and meta["train_bpd_step"] == 4
+    assert meta["test_bpd"] == pytest.approx(nc.train.evaluate_bits_per_dim(model, tr.data.test[:8], seed=0),
+                                             abs=1e-5)
+    assert meta["test_bpd"] != evals[0][1]
+    assert "test bits/dim" in rec.events[-1].message and result["test_bpd_step"] == 4
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "test_bpd" in r] == [0, 4]
+    assert [r["step"] for r in rows if "train_bpd" in r][-1] == 4  # the stop writes the last training row
+
+
+def test_first_sample_preview_comes_early(folder, tmp_path):
+    _, rec, _ = run(cfg(folder, tmp_path / "a", steps=12, eval_every=100, sample_every=1000, checkpoint_every=100))
+    assert [e.step for e in rec.events if e.kind == "samples"] == [10, 12]  # not only at sample_every
+    assert (tmp_path / "a" / "samples" / "step_0000010.png").is_file()
+    # ... or after first_preview_s seconds on a slow machine, whichever is first
+    rec2 = Recorder()
+    tr = Trainer(cfg(folder, tmp_path / "b", steps=3, eval_every=100, sample_every=1000, checkpoint_every=100), rec2)
+    tr.first_preview_s = 0.0
+    tr.run()
+    assert [e.step for e in rec2.events if e.kind == "samples"] == [1, 3]
+
+
+def test_metrics_rows_include_throttled_training_rows(folder, tmp_path):
+    tr = Trainer(cfg(folder, tmp_path / "run", steps=4, eval_every=2, sample_every=100))
+    tr.progress_interval_s = tr.metrics_interval_s = 0.0  # rows go with progress events
+    tr.run()
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in rows if "train_bpd" in r]
+    assert [r["step"] for r in train] == [1, 2, 3, 4] and all(np.isfinite(r["train_bpd"]) for r in train)
+    assert all(r["lr"] > 0 and r["elapsed_s"] >= 0 for r in train)
+    assert [r["step"] for r in rows if "test_bpd" in r] == [0, 2, 4]
+
+
+def test_model_card_names_the_model(folder, tmp_path):
+    run(cfg(folder, tmp_path / "my-run", steps=1, eval_every=100, sample_every=100))
+    meta = nc.load(tmp_path / "my-run" / "model").metadata
+    assert meta["run_name"] == "my-run" and meta["data_name"] == folder.name
+    assert folder.name in meta["name"] and "8×8" in meta["name"] and "my-run" in meta["name"]
+
+
+def test_model_defaults_come_from_flow_config():
+    flow, train_cfg = nc.FlowConfig(), TrainConfig()
+    for name in ("width", "blocks", "max_width", "norm"):
+        assert getattr(train_cfg, name) == getattr(flow, name), name
+    assert train_cfg.size == flow.image_size and train_cfg.flow_config().scales == flow.scales
+
+
+def test_recalibrate_averages_every_batch_norm_equally_where_update_bn_alone_would_not(tiny_flow):
+    """torch's update_bn resets only nn.BatchNorm layers: the flow's BatchNormFlow bijections
+    would keep old statistics; recalibrate gives both the equal-weight average over the batches."""
+    from nvp_core.layers.norms import BatchNormFlow
+    from nvp_core.recalibrate import recalibrate
+
+    gen = torch.Generator().manual_seed(3)
+    batches = [torch.rand(6, 3, 16, 16, generator=gen) * 0.9 + 0.05 for _ in range(3)]
+    first = next(m for m in tiny_flow.modules() if isinstance(m, BatchNormFlow))
+    seen = []
+    hook = first.register_forward_pre_hook(lambda m, args: seen.append(args[0].mean(dim=(0, 2, 3), keepdim=True)))
+    try:
+        torch.optim.swa_utils.update_bn(batches, tiny_flow)
+        target = torch.stack(seen).mean(0)  # the equal-weight average of the batches' means
+        # update_bn alone: BatchNormFlow is no nn.BatchNorm, so it just lerps on at momentum 0.05
+        assert (first.running_mean - target).abs().max() > 1e-3
+        assert recalibrate(tiny_flow, batches) == 3
+    finally:
+        hook.remove()
+    torch.testing.assert_close(first.running_mean, target, rtol=1e-5, atol=1e-6)
+    assert not tiny_flow.training and first.momentum == tiny_flow.config.norm_momentum  # restored
+
+
+def test_ema_follows_the_warmed_up_decay():
+    from nvp_core.training.ema import EMA
+
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2)
+    ema = EMA(model, decay=0.9)
+    expect = [p.detach().clone() for p in model.parameters()]
+    for step in range(4):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(torch.randn_like(p))
+        ema.update(step)
+        d = min(0.9, (1.0 + step) / (10.0 + step))
+        expect = [d * e + (1 - d) * p.detach() for e, p in zip(expect, model.parameters())]
+    for e, (_, a) in zip(expect, ema.state_dict().items()):
+        torch.testing.assert_close(a, e)

@@ -67,7 +67,8 @@ def test_three_step_run_draws_curves_and_writes_a_model(qtbot, panel, tmp_path):
     assert list(tx)[0] == 1 and list(tx)[-1] == 3 and np.all(np.isfinite(ty)) and np.all(ty > 0)
     sx, sy = panel.test_curve.getData()
     assert list(sx) == [0, 2, 3] and np.all((sy > 0) & (sy < 20))  # step 0 anchors the test curve
-    assert float(panel.test_label.text()) == pytest.approx(sy[-1], abs=1e-3)
+    value, at = panel.test_label.text().split(" @ ")  # the test score says its step (issue 11, item 1)
+    assert float(value) == pytest.approx(sy[-1], abs=1e-3) and int(at) == int(sx[-1])
     assert float(panel.speed_label.text().replace(",", "")) > 0
     assert panel.progress.value() == 3
     assert panel.sample_item.image.shape == (2 * 8 + 1, 2 * 8 + 1, 3)  # 4 samples: a 2×2 grid

@@ -1,169 +1,28 @@
 """Canvas: sample the flow at any size (1×, 2×, 10× the training size or custom).
 
 The flow is convolutional, so latents with the shapes of a bigger image decode
-into a bigger "texture" of the data set (DESIGN.md §1, Extrapolation). A 10×
-canvas is hundreds of times the work of one sample, so it runs on its own
-cancellable worker thread rather than the shared latest-wins renderer: the
-window stays live, a progress bar moves per coupling network, and Cancel stops
-the job at the next network call (its result is dropped).
+into a bigger "texture" of the data set (DESIGN.md §1, Extrapolation). The work
+runs as a :class:`CanvasJob` on its own thread (nvp_core samples, reports
+progress per decoded scale and stops on Cancel); this panel only asks and shows.
 """
 from __future__ import annotations
 
-import math
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
-import pyqtgraph as pg
-import torch
-from PySide6.QtCore import QCoreApplication, QObject, QPointF, Qt, QThread, Signal, Slot
-from PySide6.QtGui import QPalette
+from PySide6.QtCore import QCoreApplication, Qt, QThread, Signal, Slot
 from PySide6.QtWidgets import (
-    QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QProgressBar,
-    QPushButton, QSizePolicy, QSpinBox, QVBoxLayout, QWidget,
+    QComboBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout,
+    QWidget,
 )
 
 import nvp_core as nc
-from nvp_core.layers.resnet import ResNet
 
 from .. import export
-
-MAX_SIDE = 4096
-PRESETS = (("1×", 1), ("2×", 2), ("10×", 10))
-
-
-class _Cancelled(Exception):
-    """Raised inside the flow (from a module hook) to abandon a job."""
-
-
-def describe_failure(exc: BaseException, width: int, height: int) -> str:
-    """A message a user can act on, for anything a generation job can raise."""
-    text = str(exc)
-    oom = isinstance(exc, MemoryError) or (
-        isinstance(exc, RuntimeError)
-        and any(k in text.lower() for k in ("out of memory", "can't allocate", "cannot allocate", "not enough memory"))
-    )
-    if oom:
-        return (f"Out of memory generating a {width}×{height} canvas. "
-                "Try a smaller size, fewer images, or the CPU if the GPU is small.")
-    if isinstance(exc, nc.NVPError):
-        return text
-    return f"Generation failed: {type(exc).__name__}: {text}"
-
-
-class CanvasJob(QObject):
-    """Samples ``count`` images of ``width``×``height`` on a worker thread.
-
-    Image ``i`` uses seed ``seed + i``, so the first image of a batch equals the
-    single image for that seed, and any image can be regenerated alone.
-    Progress is counted in coupling-network calls (roughly equal work each:
-    area shrinks 4× per level while width doubles), observed through forward
-    pre-hooks that fire only on this job's thread; the same hooks raise to
-    cancel, so a cancel takes effect within one network call.
-    """
-
-    progress = Signal(int, int)          # units done, units total
-    image_ready = Signal(int, object)    # index, uint8 (H, W, 3)
-    finished = Signal(object)            # list of uint8 arrays
-    failed = Signal(str)
-    cancelled = Signal()
-
-    def __init__(self, flow: nc.RealNVP, width: int, height: int, temperature: float, seed: int,
-                 count: int) -> None:
-        super().__init__()
-        self.flow = flow
-        self.width, self.height = int(width), int(height)
-        self.temperature = float(temperature)
-        self.seed, self.count = int(seed), int(count)
-        self._cancel = threading.Event()
-        self._thread_id: int | None = None
-        self._done = 0
-        self._nets = [m for m in flow.modules() if isinstance(m, ResNet)]
-        self.total = self.count * max(1, len(self._nets))
-
-    def cancel(self) -> None:
-        """Thread-safe: ask the job to stop at its next network call."""
-        self._cancel.set()
-
-    @property
-    def is_cancelled(self) -> bool:
-        return self._cancel.is_set()
-
-    def _hook(self, module: torch.nn.Module, args: tuple) -> None:
-        if threading.get_ident() != self._thread_id:
-            return  # another thread (the explorer's renderer) shares this flow
-        if self._cancel.is_set():
-            raise _Cancelled
-        self._done += 1
-        self.progress.emit(self._done, self.total)
-
-    @Slot()
-    def run(self) -> None:
-        self._thread_id = threading.get_ident()
-        handles = [m.register_forward_pre_hook(self._hook) for m in self._nets]
-        images: list[np.ndarray] = []
-        try:
-            self.flow.check_size(self.height, self.width)
-            for i in range(self.count):
-                if self._cancel.is_set():
-                    raise _Cancelled
-                images.append(self._one(self.seed + i))
-                self._done = (i + 1) * max(1, len(self._nets))
-                self.progress.emit(self._done, self.total)
-                self.image_ready.emit(i, images[-1])
-        except _Cancelled:
-            self.cancelled.emit()
-            return
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a message; the panel survives
-            if self.flow.device.type == "cuda":
-                torch.cuda.empty_cache()
-            self.failed.emit(describe_failure(exc, self.width, self.height))
-            return
-        finally:
-            for h in handles:
-                h.remove()
-        self.finished.emit(images)
-
-    def _one(self, seed: int) -> np.ndarray:
-        flow = self.flow
-        with torch.inference_mode():
-            zs = flow.sample_latents(1, self.height, self.width, self.temperature, generator=seed)
-            if flow.training:  # never the case for a loaded model, but never decode with batch stats
-                with flow.evaluating():
-                    x = flow.decode(zs)
-            else:
-                x = flow.decode(zs)
-            return nc.to_numpy_image(x[0])
-
-
-class SnapSpinBox(QSpinBox):
-    """A spin box whose value snaps to multiples of ``multiple`` (2^(L−1))."""
-
-    def __init__(self, multiple: int = 1, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setRange(1, MAX_SIDE)
-        self.set_multiple(multiple)
-        self.editingFinished.connect(self.snap)
-
-    def set_multiple(self, multiple: int) -> None:
-        self.multiple = max(1, int(multiple))
-        self.setMinimum(self.multiple)
-        self.setMaximum(MAX_SIDE // self.multiple * self.multiple)
-        self.setSingleStep(self.multiple)
-        self.snap()
-
-    def snapped(self, value: int | None = None) -> int:
-        v = self.value() if value is None else value
-        m = self.multiple
-        return int(min(self.maximum(), max(m, round(v / m) * m)))
-
-    def snap(self) -> None:
-        if self.value() != self.snapped():
-            self.setValue(self.snapped())
-
-    def stepBy(self, steps: int) -> None:  # noqa: N802 - Qt override
-        self.setValue(self.snapped() + steps * self.multiple)
+from .canvas_form import CanvasForm
+from .canvas_job import CanvasJob
+from .canvas_view import CanvasView
 
 
 class CanvasPanel(QWidget):
@@ -191,47 +50,29 @@ class CanvasPanel(QWidget):
 
     # ------------------------------------------------------------------ UI
     def _build(self) -> None:
-        self.preset = QComboBox()
-        self.width_box = SnapSpinBox()
-        self.height_box = SnapSpinBox()
-        for box in (self.width_box, self.height_box):
-            box.setSuffix(" px")
-            box.valueChanged.connect(self._size_changed)
-        self.size_hint = QLabel()
-        self.size_hint.setWordWrap(True)
-        self.size_hint.setForegroundRole(QPalette.ColorRole.PlaceholderText)
-        self.temperature = QDoubleSpinBox()
-        self.temperature.setRange(0.0, 2.0)
-        self.temperature.setSingleStep(0.05)
-        self.temperature.setDecimals(2)
-        self.temperature.setValue(0.7)
-        self.temperature.setToolTip("Latents are drawn from N(0, T²I); lower T gives smoother, more typical images")
-        self.seed = QSpinBox()
-        self.seed.setRange(0, 2**31 - 1)
-        self.seed.setToolTip("Image i of a batch uses seed + i")
-        dice = QPushButton("Random")
-        dice.setToolTip("Pick a random seed")
-        dice.clicked.connect(lambda: self.seed.setValue(int(np.random.default_rng().integers(0, 2**31 - 1))))
-        seed_row = QHBoxLayout()
-        seed_row.setContentsMargins(0, 0, 0, 0)
-        seed_row.addWidget(self.seed, 1)
-        seed_row.addWidget(dice)
-        self.count = QSpinBox()
-        self.count.setRange(1, 64)
-        self.count.setToolTip("Number of images (shown as a grid)")
+        self.form = CanvasForm()
+        f = self.form  # the controls keep their names on the panel (tests, the session mirror)
+        self.preset, self.width_box, self.height_box = f.preset, f.width_box, f.height_box
+        self.size_hint, self.temperature, self.seed, self.count = f.size_hint, f.temperature, f.seed, f.count
+        self.canvas_view = CanvasView()
+        controls = QVBoxLayout()
+        controls.addWidget(self.form)
+        controls.addLayout(self._build_run_controls())
+        controls.addWidget(self.progress)
+        controls.addWidget(self.status)
+        controls.addWidget(self._build_result_box())
+        controls.addStretch(1)
+        side = QWidget()
+        side.setLayout(controls)
+        side.setFixedWidth(290)
+        layout = QHBoxLayout(self)
+        layout.addWidget(side)
+        layout.addWidget(self.canvas_view, 1)
+        self.form.changed.connect(self._store_settings)
+        self._update_buttons()
 
-        form = QFormLayout()
-        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        form.addRow("Preset:", self.preset)
-        form.addRow("Width:", self.width_box)
-        form.addRow("Height:", self.height_box)
-        form.addRow("", self.size_hint)
-        form.addRow("Temperature:", self.temperature)
-        form.addRow("Seed:", seed_row)
-        form.addRow("Count:", self.count)
-        settings = QGroupBox("Canvas")
-        settings.setLayout(form)
-
+    def _build_run_controls(self) -> QHBoxLayout:
+        """Generate / Cancel, and the progress bar and status line under them."""
         self.generate_button = QPushButton("Generate")
         self.generate_button.setDefault(True)
         self.generate_button.clicked.connect(self.generate)
@@ -249,7 +90,10 @@ class CanvasPanel(QWidget):
         self.status = QLabel("")
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        return run_row
 
+    def _build_result_box(self) -> QGroupBox:
+        """Which image to show, Save PNG / Save all, Fit view."""
         self.show_combo = QComboBox()
         self.show_combo.currentIndexChanged.connect(self._show_selected)
         self.save_button = QPushButton("Save PNG…")
@@ -269,45 +113,7 @@ class CanvasPanel(QWidget):
         view_layout.addLayout(view_form)
         view_layout.addLayout(out_row)
         view_layout.addWidget(self.fit_button)
-
-        controls = QVBoxLayout()
-        controls.addWidget(settings)
-        controls.addLayout(run_row)
-        controls.addWidget(self.progress)
-        controls.addWidget(self.status)
-        controls.addWidget(view_box)
-        controls.addStretch(1)
-        side = QWidget()
-        side.setLayout(controls)
-        side.setFixedWidth(290)
-
-        self.graphics = pg.GraphicsLayoutWidget()
-        self.graphics.setBackground("#202124")
-        self.view = self.graphics.addViewBox(lockAspect=True, invertY=True, enableMenu=False)
-        self.image_item = pg.ImageItem(axisOrder="row-major")
-        self.view.addItem(self.image_item)
-        self.placeholder = pg.TextItem("Choose a size and press Generate", color="#aaa", anchor=(0.5, 0.5))
-        self.view.addItem(self.placeholder)
-        self.placeholder.setPos(0.5, 0.5)
-        self.view.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
-        self.graphics.scene().sigMouseMoved.connect(self._hover)
-        self.readout = QLabel(" ")
-        self.readout.setStyleSheet("font-family: monospace;")
-        self.readout.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
-        right = QVBoxLayout()
-        right.addWidget(self.graphics, 1)
-        right.addWidget(self.readout)
-
-        layout = QHBoxLayout(self)
-        layout.addWidget(side)
-        layout.addLayout(right, 1)
-
-        self.preset.currentIndexChanged.connect(self._preset_changed)
-        for box in (self.width_box, self.height_box, self.seed, self.count):
-            box.valueChanged.connect(self._store_settings)
-        self.temperature.valueChanged.connect(self._store_settings)
-        self.preset.currentIndexChanged.connect(self._store_settings)
-        self._update_buttons()
+        return view_box
 
     # ------------------------------------------------------------------ model
     def set_flow(self, flow: nc.RealNVP | None) -> None:
@@ -316,27 +122,7 @@ class CanvasPanel(QWidget):
             self.cancel()
         self.flow = flow
         self._applying = True  # resetting the controls must not overwrite the session's settings
-        self.preset.blockSignals(True)
-        self.preset.clear()
-        if flow is None:
-            self.size_hint.setText("No model loaded.")
-            self.preset.addItem("Custom", None)
-        else:
-            m, base = flow.multiple, flow.config.image_size
-            for box in (self.width_box, self.height_box):
-                box.set_multiple(m)
-            for label, factor in PRESETS:
-                side = base * factor
-                if side <= MAX_SIDE:
-                    self.preset.addItem(f"{label}  ({side}×{side})", factor)
-            self.preset.addItem("Custom", None)
-            self.size_hint.setText(
-                f"Sides snap to multiples of {m} = 2<sup>L−1</sup> (L = {flow.config.scales} levels). "
-                f"Trained at {base}×{base}."
-            )
-        self.preset.blockSignals(False)
-        self.preset.setCurrentIndex(0)
-        self._preset_changed()
+        self.form.set_model(flow)
         self._applying = False
         self.apply_settings()
         self._update_buttons()
@@ -382,34 +168,9 @@ class CanvasPanel(QWidget):
         """What the view shows (one image or the grid), for the window's "export view"."""
         return self.shown
 
-    def _preset_changed(self, *_: object) -> None:
-        factor = self.preset.currentData()
-        if factor is None or self.flow is None:
-            return
-        side = self.flow.config.image_size * factor
-        for box in (self.width_box, self.height_box):
-            box.blockSignals(True)
-            box.setValue(side)
-            box.blockSignals(False)
-
-    def _size_changed(self, *_: object) -> None:
-        """Editing a side by hand selects the matching preset, or Custom."""
-        if self.flow is None:
-            return
-        w, h = self.width_box.value(), self.height_box.value()
-        target = self.preset.count() - 1  # Custom
-        for i in range(self.preset.count()):
-            f = self.preset.itemData(i)
-            if f is not None and w == h == self.flow.config.image_size * f:
-                target = i
-        if target != self.preset.currentIndex():
-            self.preset.blockSignals(True)
-            self.preset.setCurrentIndex(target)
-            self.preset.blockSignals(False)
-
     def canvas_size(self) -> tuple[int, int]:
         """(width, height) snapped to the model's multiple."""
-        return self.width_box.snapped(), self.height_box.snapped()
+        return self.form.canvas_size()
 
     # ------------------------------------------------------------------ jobs
     @property
@@ -423,8 +184,7 @@ class CanvasPanel(QWidget):
         if self.flow is None:
             self._set_status("Load a model first.", error=True)
             return
-        self.width_box.snap()
-        self.height_box.snap()
+        self.form.snap()
         w, h = self.canvas_size()
         job = CanvasJob(self.flow, w, h, self.temperature.value(), self.seed.value(), self.count.value())
         thread = QThread(self)
@@ -446,7 +206,7 @@ class CanvasPanel(QWidget):
         self.progress.setValue(0)
         self.progress.setFormat("%p%")
         if self.shown is None:
-            self.placeholder.setText("Generating…")
+            self.canvas_view.set_placeholder("Generating…")
         n = job.count
         self._set_status(f"Generating {n} image{'s' * (n > 1)} of {w}×{h}…")
         self._update_buttons()
@@ -494,17 +254,17 @@ class CanvasPanel(QWidget):
     @Slot(str)
     def _on_failed(self, message: str) -> None:
         if self._sender_is_current():
-            self.placeholder.setText("Nothing generated yet")
+            self.canvas_view.set_placeholder("Nothing generated yet")
             self.progress.setFormat("failed")
             self._set_status(message, error=True)
 
     @Slot()
     def _on_cancelled(self) -> None:
         if self._sender_is_current():
-            self.placeholder.setText("Cancelled")
+            self.canvas_view.set_placeholder("Cancelled")
             self.progress.setValue(0)
             self.progress.setFormat("cancelled")
-            self._set_status("Cancelled; the previous result is kept.")
+            self._set_status("Cancelled; the previous result is kept." if self.shown is not None else "Cancelled.")
 
     @Slot()
     def _on_thread_done(self) -> None:
@@ -537,30 +297,12 @@ class CanvasPanel(QWidget):
             return
         idx = self.show_combo.currentData()
         arr = export.grid(self.images) if idx in (None, -1) and len(self.images) > 1 else self.images[max(0, idx or 0)]
-        old = None if self.shown is None else self.shown.shape
         self.shown = arr
-        self.placeholder.hide()
-        self.image_item.setImage(arr, autoLevels=False, levels=(0, 255))
-        if old != arr.shape:
-            self.fit_view()
+        self.canvas_view.show_image(arr)
         self._update_buttons()
 
     def fit_view(self) -> None:
-        if self.shown is not None:
-            self.view.autoRange(padding=0.02)
-
-    def _hover(self, pos: QPointF) -> None:
-        if self.shown is None or not self.view.sceneBoundingRect().contains(pos):
-            self.readout.setText(" ")
-            return
-        p = self.view.mapSceneToView(pos)
-        x, y = int(math.floor(p.x())), int(math.floor(p.y()))
-        h, w = self.shown.shape[:2]
-        if 0 <= x < w and 0 <= y < h:
-            r, g, b = (int(v) for v in self.shown[y, x][:3])
-            self.readout.setText(f"x {x:5d}  y {y:5d}   RGB {r:3d} {g:3d} {b:3d}   ({w}×{h} px)")
-        else:
-            self.readout.setText(f"{w}×{h} px")
+        self.canvas_view.fit()
 
     # ------------------------------------------------------------------ saving
     def save_image(self, path: str | Path) -> Path:
@@ -580,7 +322,9 @@ class CanvasPanel(QWidget):
         return f"canvas_{m.get('width')}x{m.get('height')}_seed{m.get('seed')}.png"
 
     def _save_dialog(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Save canvas", self._default_name(), "PNG image (*.png)")
+        from .. import dialogs  # the remembered folder, else Pictures (not the current directory)
+
+        path = dialogs.get_save_file(self, "canvas-save", "Save canvas", self._default_name(), "PNG image (*.png)")
         if not path:
             return
         if not path.lower().endswith(".png"):
@@ -591,7 +335,9 @@ class CanvasPanel(QWidget):
             self._set_status(str(exc), error=True)
 
     def _save_all_dialog(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Save every image into folder")
+        from .. import dialogs
+
+        folder = dialogs.get_existing_folder(self, "canvas-folder", "Save every image into folder")
         if not folder:
             return
         try:

@@ -1,8 +1,11 @@
 """Encode & latents: images in, their bits/dim, reconstruction and every level z^(k) out.
 
-Each level is shown in the input's own layout (``nc.level_images`` undoes the
-squeezes), averaged over the pixels it was factored out of, so z^(1) is a
-fine picture of local detail and z^(L) a coarse one of the global content.
+Each level is shown as it is (``explorer.latent_view``): by default one channel
+of its true elements, stepped with a channel stepper, all levels on one
+symmetric colour scale with a colour bar, the element and its value on hover;
+or |z| per position; or the level put back in the input's layout
+(``nc.level_images``) and averaged per colour, so z^(1) is a fine picture of
+local detail and z^(L) a coarse one of the global content.
 """
 from __future__ import annotations
 
@@ -15,26 +18,18 @@ from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import (
     QComboBox, QDialog, QDialogButtonBox, QFileDialog, QGridLayout, QHBoxLayout, QLabel, QListWidget,
-    QListWidgetItem, QMenu, QPushButton, QSplitter, QVBoxLayout, QWidget,
+    QListWidgetItem, QMenu, QPushButton, QSpinBox, QSplitter, QVBoxLayout, QWidget,
 )
 
-from .. import session as S
+from ..colorbar import ColorBar
+from ..entries import check_box, default_box, fit_caption, size_text
 from ..hub import Hub
+from ..latent_view import MODES, SCALES, LatentLevelView, level_map, own_scale, shared_scale
+from ..session import N_ANCHORS
 from ..widgets import DIVERGING, VIEW_BACKGROUND, ImageView, paths_from_mime, section, to_pixmap
 
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp *.gif *.tif *.tiff);;All files (*)"
-CHANNELS = (("mean of R, G, B", None), ("R", 0), ("G", 1), ("B", 2), ("mean |z|", "abs"))
 COLOR_MAPS = (("diverging", DIVERGING), ("viridis", "viridis"), ("grey", "CET-L1"))
-
-
-def level_view_values(level: np.ndarray, channel: object) -> np.ndarray:
-    """(C, h, w) level map → (h, w) values to show for the chosen channel option."""
-    if channel is None:
-        return level.mean(axis=0)
-    if channel == "abs":
-        return np.abs(level).mean(axis=0)
-    c = int(channel)
-    return level[min(c, level.shape[0] - 1)]
 
 
 class CropDialog(QDialog):
@@ -60,7 +55,7 @@ class CropDialog(QDialog):
         self.info = QLabel()
         self.roi.sigRegionChanged.connect(self._update_info)
         centre = QPushButton("Centre crop")
-        centre.clicked.connect(lambda: self.set_box(S.default_box(original, *size)))
+        centre.clicked.connect(lambda: self.set_box(default_box(original, *size)))
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
@@ -82,7 +77,7 @@ class CropDialog(QDialog):
     def box(self) -> tuple[int, int, int, int]:
         x, y = self.roi.pos()
         w, h = self.roi.size()
-        return S.check_box((x, y, x + w, y + h), self.original)
+        return check_box((x, y, x + w, y + h), self.original)
 
     def _update_info(self) -> None:
         left, top, right, bottom = self.box()
@@ -157,28 +152,50 @@ class EncodePanel(QWidget):
         top.addWidget(self.recon, 1)
         top.addWidget(self.stats, 1)
 
-        self.channel = QComboBox()
-        for label, data in CHANNELS:
-            self.channel.addItem(label, data)
-        self.channel.setToolTip("Which input colour channel of each level to show")
+        self.mode = QComboBox()
+        for data, label in MODES:
+            self.mode.addItem(label, data)
+        self.mode.setToolTip("One channel: the level's true elements. |z| per position: RMS over its channels. "
+                             "Input layout: the level where it sits in the picture, averaged per colour")
+        self.channel_step = QSpinBox()
+        self.channel_step.setPrefix("channel ")
+        self.channel_step.setRange(0, 0)
+        self.channel_step.setWrapping(True)
+        self.channel_step.setToolTip("Which channel of each level (levels with fewer channels show their last)")
+        self.scale = QComboBox()
+        for data, label in SCALES:
+            self.scale.addItem(label, data)
+        self.scale.setToolTip("Shared ±max: one symmetric ±max|z| for every level (the colour bar), so levels "
+                              "compare by eye and nothing is clipped. Shared ±3: the standard normal's ±3σ. "
+                              "Per level: each map its own range")
         self.cmap = QComboBox()
-        self.cmap.setToolTip("Diverging: blue negative, white 0, red positive (symmetric range)")
+        self.cmap.setToolTip("Diverging: blue negative, white 0, red positive")
         for label, data in COLOR_MAPS:
             self.cmap.addItem(label, data)
-        self.channel.currentIndexChanged.connect(self._show_levels)
-        self.cmap.currentIndexChanged.connect(self._show_levels)
+        for w in (self.mode, self.scale, self.cmap):
+            w.currentIndexChanged.connect(self._show_levels)
+        self.channel_step.valueChanged.connect(self._show_levels)
         lv_controls = QHBoxLayout()
         title = section("Latent levels z(1) … z(L)")
-        title.setToolTip("Each level shown where its values sit in the input (the squeezes undone), "
-                         "averaged over the pixels it was factored out of")
+        title.setToolTip("Each level z(k) of the encoded image; hover a map for the element and its value")
         lv_controls.addWidget(title)
         lv_controls.addStretch(1)
         lv_controls.addWidget(QLabel("show"))
-        lv_controls.addWidget(self.channel)
+        lv_controls.addWidget(self.mode)
+        lv_controls.addWidget(self.channel_step)
+        lv_controls.addWidget(QLabel("scale"))
+        lv_controls.addWidget(self.scale)
         lv_controls.addWidget(QLabel("colours"))
         lv_controls.addWidget(self.cmap)
         self.levels_row = QHBoxLayout()
-        self.level_views: list[ImageView] = []
+        self.level_views: list[LatentLevelView] = []
+        self.colorbar = ColorBar()
+        self.colorbar_label = QLabel()
+        self.colorbar_label.setStyleSheet("color: #9aa0a6; font-size: 11px;")
+        bar_row = QHBoxLayout()
+        bar_row.addWidget(self.colorbar_label)
+        bar_row.addWidget(self.colorbar, 1)
+        self._raw_cache: tuple[object, list[np.ndarray]] | None = None
 
         right = QWidget()
         rl = QVBoxLayout(right)
@@ -186,6 +203,7 @@ class EncodePanel(QWidget):
         rl.addLayout(top, 5)
         rl.addLayout(lv_controls)
         rl.addLayout(self.levels_row, 4)
+        rl.addLayout(bar_row)
 
         split = QSplitter()
         split.addWidget(left)
@@ -233,7 +251,7 @@ class EncodePanel(QWidget):
         self.list.blockSignals(True)
         self.list.clear()
         for e in s.images:
-            item = QListWidgetItem(QIcon(to_pixmap(e.pixels, 48)), f"{e.name}\n{S.size_text(e)} · {e.bpd:.3f} bits/dim")
+            item = QListWidgetItem(QIcon(to_pixmap(e.pixels, 48)), f"{e.name}\n{size_text(e)} · {e.bpd:.3f} bits/dim")
             item.setToolTip(e.source or e.name)
             self.list.addItem(item)
         self.list.setCurrentRow(s.current)
@@ -258,7 +276,7 @@ class EncodePanel(QWidget):
             return
         menu = QMenu(self)
         sub = menu.addMenu("Use as manifold anchor")
-        for slot in range(S.N_ANCHORS):
+        for slot in range(N_ANCHORS):
             sub.addAction(f"z{slot + 1}", lambda slot=slot: self.hub.set_anchor_from_image(slot, row))
         menu.addAction("Remove", lambda: self.hub.remove_image(row))
         menu.exec(self.list.viewport().mapToGlobal(pos))
@@ -274,11 +292,12 @@ class EncodePanel(QWidget):
             return
         h, w = s.image_size
         for k, (c, hk, wk) in enumerate(s.flow.latent_shapes(h, w)):
-            v = ImageView(f"z({k + 1})  {c}×{hk}×{wk}", min_size=80, placeholder="")
+            v = LatentLevelView(f"z({k + 1})  {c}×{hk}×{wk}", min_size=80, placeholder="")
             v.setToolTip(f"Level {k + 1}: {c}·{hk}·{wk} = {c * hk * wk} numbers, shown where they sit in the "
                          "input. Hover for values.")
             self.levels_row.addWidget(v, 1)
             self.level_views.append(v)
+        self.channel_step.setRange(0, max(c for c, _, _ in s.flow.latent_shapes(h, w)) - 1)
         self._show_current()
 
     def _show_current(self) -> None:
@@ -292,7 +311,7 @@ class EncodePanel(QWidget):
             self.crop_btn.setEnabled(False)
             return
         self.crop_btn.setEnabled(True)
-        self.original.set_image(e.pixels, S.fit_caption(e))
+        self.original.set_image(e.pixels, fit_caption(e))
         self.recon.set_image(e.recon)
         err = int(np.abs(e.pixels.astype(np.int16) - e.recon.astype(np.int16)).max())
         d = int(np.prod(e.pixels.shape))
@@ -307,16 +326,44 @@ class EncodePanel(QWidget):
             f"‖z‖ = {z_norm:.1f} (a typical sample: √D = {np.sqrt(d):.1f})")
         self._show_levels()
 
+    def raw_levels(self) -> list[np.ndarray]:
+        """The current image's latents as float32 (C_k, h_k, w_k) arrays: the true elements (cached)."""
+        e = self.session.current_image
+        if e is None:
+            return []
+        if self._raw_cache is None or self._raw_cache[0] is not e:
+            self._raw_cache = (e, [z[0].detach().float().cpu().numpy() for z in e.latents])
+        return self._raw_cache[1]
+
     def _show_levels(self) -> None:
         e = self.session.current_image
         if e is None or len(self.level_views) != len(e.levels):
             return
         h, w = e.pixels.shape[:2]
-        channel = self.channel.currentData()
+        mode = self.mode.currentData()
         cmap = self.cmap.currentData()
-        for v, level in zip(self.level_views, e.levels):
-            vals = level_view_values(level, channel)
-            v.set_map(vals, display_size=(w, h), cmap=cmap, symmetric=channel != "abs")
+        self.channel_step.setEnabled(mode == "channel")
+        raws = self.raw_levels()
+        maps = [level_map(raw, pooled, k + 1, mode, self.channel_step.value())
+                for k, (raw, pooled) in enumerate(zip(raws, e.levels))]
+        kind = self.scale.currentData()
+        shared = kind != "level"
+        scale = shared_scale(maps, raws, mode, kind)
+        for k, (v, m, raw) in enumerate(zip(self.level_views, maps, raws)):
+            c, hk, wk = raw.shape
+            what = f"channel {m.channel}/{c - 1}" if m.channel is not None else f"{c} channels"
+            v.show_level(m, (w, h), cmap if m.signed or cmap != DIVERGING else "viridis",
+                         scale if shared else own_scale(m), f"z({k + 1})  {c}×{hk}×{wk}  ·  {what}")
+        signed = any(m.signed for m in maps)
+        bar_cmap = cmap if signed or cmap != DIVERGING else "viridis"
+        if shared:
+            self.colorbar.set_scale(*scale, bar_cmap, "all levels")
+            what = "z" if mode == "channel" else ("|z|" if not signed else "value")
+            clip = " (larger values saturate)" if kind == "sigma" else ""
+            self.colorbar_label.setText(f"all levels: {what} {scale[0]:+.2f} … {scale[1]:+.2f}{clip}")
+        else:
+            self.colorbar.set_scale(-1.0 if signed else 0.0, 1.0, bar_cmap, "per level")
+            self.colorbar_label.setText("per level: ×max|value| of each map (see its range)")
 
     def open_crop_dialog(self) -> CropDialog | None:
         """Non-modal: the window stays live; OK re-encodes the image with the chosen box."""
@@ -325,7 +372,7 @@ class EncodePanel(QWidget):
         if e is None or s.flow is None:
             return None
         h, w = s.image_size
-        box = e.box or S.default_box(e.original, h, w)
+        box = e.box or default_box(e.original, h, w)
         dialog = CropDialog(e.original, (h, w), box, self)
         dialog.accepted.connect(lambda: self.hub.recrop(index, dialog.box()))
         dialog.finished.connect(dialog.deleteLater)

@@ -17,6 +17,8 @@ from PySide6.QtWidgets import (
 
 from .. import export
 from ..hub import Hub
+from ..infoloss_cache import InfoLossCache, all_level_sets, decode_level_sets, strip_sets
+from ..session import stale_task
 from ..widgets import ImageView, section
 
 
@@ -27,7 +29,21 @@ class InfoLossPanel(QWidget):
         self.session = hub.session
         self.level_boxes: list[QCheckBox] = []
         self._strip: list[np.ndarray] = []
+        self.decoded = InfoLossCache()  # every level subset of the current image, decoded in one batch
 
+        lay = QHBoxLayout(self)
+        lay.addWidget(self._build_controls())
+        lay.addLayout(self._build_views(), 1)
+
+        hub.model_changed.connect(self._rebuild_levels)
+        hub.images_changed.connect(self._refresh_subjects)
+        hub.current_changed.connect(self._current_changed)
+        hub.session_restored.connect(self._load_settings)
+        self._rebuild_levels()
+        self._refresh_subjects()
+
+    def _build_controls(self) -> QWidget:
+        """The left column: image, levels to resample, noise, the seed-figure strip."""
         self.subject = QComboBox()
         self.subject.setMinimumWidth(180)
         self.subject.currentIndexChanged.connect(self._subject_changed)
@@ -43,6 +59,29 @@ class InfoLossPanel(QWidget):
         quick.addWidget(none_btn)
         quick.addWidget(fine_btn)
 
+        self.strip_btn = QPushButton("Seed figure strip")
+        self.strip_btn.setToolTip("Resample z(1), z(1..2), … z(1..L−1): the seed page's figure for this image")
+        self.strip_btn.clicked.connect(self.render_strip)
+        self.save_strip_btn = QPushButton("Save strip…")
+        self.save_strip_btn.clicked.connect(self._save_strip_dialog)
+        self.save_strip_btn.setEnabled(False)
+
+        left = QWidget()
+        ll = QVBoxLayout(left)
+        ll.setContentsMargins(0, 0, 0, 0)
+        ll.addWidget(section("Image"))
+        ll.addWidget(self.subject)
+        ll.addWidget(self.levels_group)
+        ll.addLayout(quick)
+        ll.addWidget(self._build_noise_group())
+        ll.addWidget(self.strip_btn)
+        ll.addWidget(self.save_strip_btn)
+        ll.addStretch(1)
+        left.setFixedWidth(300)
+        return left
+
+    def _build_noise_group(self) -> QGroupBox:
+        """Temperature, seed (re-roll) and "zero instead of noise"."""
         self.temperature = QDoubleSpinBox()
         self.temperature.setRange(0.0, 3.0)
         self.temperature.setSingleStep(0.05)
@@ -72,27 +111,10 @@ class InfoLossPanel(QWidget):
         row.addWidget(self.reroll)
         ng.addLayout(row)
         ng.addWidget(self.zero)
+        return noise_group
 
-        self.strip_btn = QPushButton("Seed figure strip")
-        self.strip_btn.setToolTip("Resample z(1), z(1..2), … z(1..L−1): the seed page's figure for this image")
-        self.strip_btn.clicked.connect(self.render_strip)
-        self.save_strip_btn = QPushButton("Save strip…")
-        self.save_strip_btn.clicked.connect(self._save_strip_dialog)
-        self.save_strip_btn.setEnabled(False)
-
-        left = QWidget()
-        ll = QVBoxLayout(left)
-        ll.setContentsMargins(0, 0, 0, 0)
-        ll.addWidget(section("Image"))
-        ll.addWidget(self.subject)
-        ll.addWidget(self.levels_group)
-        ll.addLayout(quick)
-        ll.addWidget(noise_group)
-        ll.addWidget(self.strip_btn)
-        ll.addWidget(self.save_strip_btn)
-        ll.addStretch(1)
-        left.setFixedWidth(300)
-
+    def _build_views(self) -> QVBoxLayout:
+        """g(z) beside the resampled decode, and the strip under them."""
         self.original = ImageView("Reconstruction g(z)", placeholder="open an image in Encode")
         self.result = ImageView("With resampled levels", placeholder="")
         self.strip_view = ImageView("Seed figure: g(z), then ε replacing z(1), z(1..2), …", min_size=80,
@@ -103,17 +125,7 @@ class InfoLossPanel(QWidget):
         right = QVBoxLayout()
         right.addLayout(top, 3)
         right.addWidget(self.strip_view, 2)
-
-        lay = QHBoxLayout(self)
-        lay.addWidget(left)
-        lay.addLayout(right, 1)
-
-        hub.model_changed.connect(self._rebuild_levels)
-        hub.images_changed.connect(self._refresh_subjects)
-        hub.current_changed.connect(self._current_changed)
-        hub.session_restored.connect(self._load_settings)
-        self._rebuild_levels()
-        self._refresh_subjects()
+        return right
 
     # ---------------------------------------------------------------- controls
     def _rebuild_levels(self) -> None:
@@ -204,7 +216,23 @@ class InfoLossPanel(QWidget):
         self.render()
 
     # ---------------------------------------------------------------- rendering
+    def _subsets(self) -> tuple[object, tuple, dict]:
+        """(entry, cache key, decoded subsets) for the current image and noise settings."""
+        s = self.session
+        e, il = s.current_image, s.infoloss
+        key = (s.model_generation, *InfoLossCache.key(e, il.temperature, il.seed, il.mode))
+        return e, key, self.decoded.frames(e, key)
+
+    def _decode_task(self, sets: list) -> object:
+        s = self.session
+        flow, zs, il = s.require_flow(), s.subject_latents(), s.infoloss
+        if not s.subject_fits():  # the old model's latents, before the re-encode lands
+            return stale_task
+        t, seed, mode = il.temperature, il.seed, il.mode
+        return lambda job: decode_level_sets(flow, zs, sets, t, seed, mode, job)
+
     def render(self) -> None:
+        """Show the chosen subset: from the batch if decoded, else decoded alone first, then the rest in one batch."""
         s = self.session
         if s.flow is None or s.current_image is None:
             return
@@ -212,26 +240,52 @@ class InfoLossPanel(QWidget):
         desc = ("nothing resampled" if not il.levels else
                 "z(" + ",".join(str(k) for k in sorted(il.levels)) + ") → " +
                 ("0" if il.mode == "zero" else f"ε, T = {il.temperature:.2f}, seed {il.seed}"))
-        self.hub.renderer.submit("infoloss", s.infoloss_task(),
-                                 on_result=lambda img: self.result.set_image(img, desc),
-                                 on_error=lambda m: self.hub.message.emit(m, "error"))
+        e, key, done = self._subsets()
+        if not done:
+            done[frozenset()] = e.recon  # nothing replaced: g(f(x)), already decoded by the encoder
+        chosen = frozenset(il.levels)
+        if chosen in done:
+            self.hub.renderer.cancel("infoloss")
+            self.result.set_image(done[chosen], desc)
+        else:
+            def one(img_batch: np.ndarray) -> None:
+                self.decoded.put(e, key, [chosen], img_batch)
+                if key == self._subsets()[1] and frozenset(self.session.infoloss.levels) == chosen:
+                    self.result.set_image(img_batch[0], desc)
+
+            self.hub.renderer.submit("infoloss", self._decode_task([chosen]), on_result=one,
+                                     on_error=lambda m: self.hub.message.emit(m, "error"), priority=1)
+        rest = [x for x in all_level_sets(s.levels) if x not in done and x != chosen]
+        if rest:
+            self.hub.renderer.submit("infoloss-all", self._decode_task(rest),
+                                     on_result=lambda imgs: self.decoded.put(e, key, rest, imgs),
+                                     on_error=lambda m: self.hub.message.emit(m, "error"))
 
     def render_strip(self) -> None:
         s = self.session
         if s.flow is None or s.current_image is None:
             return
+        mode, t = s.infoloss.mode, s.infoloss.temperature
+        e, key, done = self._subsets()
+        sets = strip_sets(s.levels)
 
-        def done(frames: list[np.ndarray]) -> None:
+        def show(frames: list[np.ndarray]) -> None:
             self._strip = frames
             self.save_strip_btn.setEnabled(True)
             L = len(frames)
             self.strip_view.set_image(self.strip_image(), f"{L} columns: g(z), then z(1) … z(1..{L - 1}) resampled"
-                                      f" ({'zeros' if s.infoloss.mode == 'zero' else f'T = {s.infoloss.temperature:.2f}'})")
+                                      f" ({'zeros' if mode == 'zero' else f'T = {t:.2f}'})")
 
-        def failed(m: str) -> None:
-            self.hub.message.emit(m, "error")
+        if all(x in done for x in sets):
+            show([done[x] for x in sets])
+            return
 
-        self.hub.renderer.submit("infoloss-strip", s.infoloss_strip_task(), on_result=done, on_error=failed)
+        def arrived(imgs: np.ndarray) -> None:
+            self.decoded.put(e, key, sets, imgs)
+            show(list(imgs))
+
+        self.hub.renderer.submit("infoloss-strip", self._decode_task(sets), on_result=arrived,
+                                 on_error=lambda m: self.hub.message.emit(m, "error"))
 
     def strip_image(self) -> np.ndarray | None:
         return export.grid(self._strip, columns=len(self._strip), gap=2) if self._strip else None

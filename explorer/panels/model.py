@@ -13,8 +13,8 @@ from PySide6.QtWidgets import (
 
 import nvp_core as nc
 
-from .. import session as S
 from ..hub import Hub
+from ..models import is_model_path, model_summary
 from ..widgets import ImageView
 
 
@@ -47,11 +47,75 @@ def training_summary(meta: dict) -> str:
 
 
 def model_name(path: str | None) -> str:
-    """A folder model is named by its folder, a single file by its stem."""
+    """A folder model is named by its folder, a single file by its stem.
+
+    A trainer's output ``<run>/model/`` is named by its run folder: "model" says nothing.
+    """
     if not path:
         return "untitled model"
     p = Path(path)
-    return p.parent.name if p.name == "model.safetensors" else p.stem
+    if p.name in ("model.safetensors", "config.json"):
+        p = p.parent
+    elif p.suffix.lower() == ".safetensors":
+        return p.stem
+    if p.name == "model" and p.parent.name:
+        return p.parent.name
+    return p.name
+
+
+def display_name(flow: object, path: str | None) -> str:
+    """A model's name from its metadata: data set, image size and run name ("photo-crops 32×32 · train-…").
+
+    Uses ``run_name``, ``data`` (or ``dataset``) and ``image_size`` (or ``size``) when the
+    trainer recorded them; the size falls back to the model's config, the run name to
+    the folder (see :func:`model_name`). Without a data set it is the folder name alone.
+    """
+    raw = getattr(flow, "metadata", None)
+    meta = raw if isinstance(raw, dict) else {}  # a list, text or NaN in the file names nothing
+    folder = model_name(path) if path else None
+    run = str(meta.get("run_name") or folder or "").strip()
+    data = meta.get("data") or meta.get("dataset")
+    if not data:
+        return run or "untitled model"
+    data = Path(str(data)).name or str(data)
+    size = meta.get("image_size") or meta.get("size")
+    if not isinstance(size, int):
+        cfg = getattr(flow, "config", None)
+        size = getattr(cfg, "image_size", None)
+    name = f"{data} {size}×{size}" if isinstance(size, int) else data
+    if run and not run.startswith(data):  # "photo-crops-32" adds nothing to "photo-crops 32×32"
+        name += f" · {run}"
+    return name
+
+
+def bpd_caption(meta: dict, bpd: float | None) -> tuple[str, bool]:
+    """The card's test bits/dim and whether it is stale: measured before the weights were saved.
+
+    The step of the measurement is ``test_bpd_step`` (or, for older metadata, the
+    last entry of ``history["test"]`` with this value). A number measured at an
+    earlier step than the saved weights is shown with its step and flagged, never
+    as the model's current score.
+    """
+    if bpd is None:
+        return "not recorded (untrained or trained elsewhere)", False
+    step = meta.get("test_bpd_step")
+    if not isinstance(step, int):
+        step = None
+        hist = meta.get("history", {}).get("test") if isinstance(meta.get("history"), dict) else None
+        for row in reversed(hist or []):
+            if isinstance(row, (list, tuple)) and len(row) == 2 and isinstance(row[1], (int, float)) \
+                    and abs(float(row[1]) - bpd) < 1e-9:
+                step = int(row[0])
+                break
+    n_test = meta.get("test_images")
+    on = f"  (on {n_test} held-out images)" if n_test else ""
+    saved = meta.get("step")
+    if step is None:
+        return f"{bpd:.3f}" + on + ("  — the step it was measured at is not recorded" if saved else ""), False
+    text = f"{bpd:.3f} at step {step:,}" + on
+    if isinstance(saved, int) and step < saved:
+        return text + f" — older than the weights (saved at step {saved:,}): not their score", True
+    return text, False
 
 
 class ModelPanel(QWidget):
@@ -148,11 +212,15 @@ class ModelPanel(QWidget):
 
     # ---------------------------------------------------------------- state
     def _loading(self, path: str) -> None:
+        """While the worker loads a model the tab says so (the window is usable meanwhile)."""
+        if self.session.flow is None:
+            self.header.setText("Loading model…")
+            self.samples.clear("loading the model…")
         self.subheader.setText(f"Opening {path} …")
 
     def refresh(self) -> None:
         s = self.session
-        self.default_btn.setEnabled(S.is_model_path(nc.default_model_path()))
+        self.default_btn.setEnabled(is_model_path(nc.default_model_path()))
         if s.flow is None:
             self.header.setText("No model open")
             self.subheader.setText(
@@ -163,7 +231,7 @@ class ModelPanel(QWidget):
             self.samples.clear("no model")
             self.reroll.setEnabled(False)
             return
-        self.header.setText(model_name(s.model_path))
+        self.header.setText(display_name(s.flow, s.model_path))
         self.subheader.setText(s.model_path or "")
         try:
             self._fill_card()
@@ -180,7 +248,8 @@ class ModelPanel(QWidget):
         for lab in f.values():
             lab.setText("—")
             lab.setToolTip("")
-        info = S.model_summary(s.flow)
+            lab.setStyleSheet("")
+        info = model_summary(s.flow)
         cfg = info["config"]
         f["file"].setText(info["source"] or "(in memory)")
         f["device"].setText(info["device"].upper() if info["device"] == "cpu" else info["device"])
@@ -192,11 +261,10 @@ class ModelPanel(QWidget):
         f["shapes"].setText("  ".join(f"z({k + 1}): {c}×{h}×{w}" for k, (c, h, w) in enumerate(info["latent_shapes"])))
         f["arch"].setText(f"width {cfg['width']} (max {cfg['max_width']}), {cfg['blocks']} residual blocks, "
                           f"{cfg['scales']} scales, {cfg['norm']} norm, α = {cfg['alpha']}")
-        bpd = info["test_bpd"]
         meta = info["metadata"]
-        n_test = meta.get("test_images")
-        f["bpd"].setText((f"{bpd:.3f}" + (f"  (on {n_test} held-out images)" if n_test else ""))
-                         if bpd is not None else "not recorded (untrained or trained elsewhere)")
+        text, stale = bpd_caption(meta, info["test_bpd"])
+        f["bpd"].setText(text)
+        f["bpd"].setStyleSheet("color: #d99a1e;" if stale else "")
         f["training"].setText(info.get("metadata_problem") or training_summary(meta))
         f["training"].setToolTip(str(meta.get("train_command") or ""))
 

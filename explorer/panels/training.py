@@ -29,10 +29,10 @@ from PySide6.QtWidgets import (
 import nvp_core as nc
 from nvp_core.checkpoint import CHECKPOINT_NAME
 from nvp_core.config import NORMS, FlowConfig
-from nvp_core.data import PHOTO_CROPS
+from nvp_core.data import BUILTIN_DATASETS, PHOTO_CROPS
 from nvp_core.train import TrainConfig, TrainEvent, Trainer, load_train_config
 
-from .. import export
+from .. import dialogs, export
 
 TRAIN_COLOR = "#3b8fd9"
 TEST_COLOR = "#ff7f0e"
@@ -177,9 +177,21 @@ class TrainingPanel(QWidget):
                                     sample_every=500)
 
         # ---- data
-        self.use_photos = QRadioButton("Built-in photo-crops")
-        self.use_photos.setToolTip("Crops of photos shipped with scikit-image, scikit-learn and matplotlib "
-                                   "(pip install -e .[data]); test crops come from disjoint regions")
+        # use_photos: "a built-in data set" (the name predates the second one); which one: self.builtin.
+        self.use_photos = QRadioButton("Built-in:")
+        self.builtin = QComboBox()
+        for name in BUILTIN_DATASETS:
+            self.builtin.addItem(name, name)
+        self.builtin.setItemData(BUILTIN_DATASETS.index(PHOTO_CROPS), "Crops of photos shipped with scikit-image, "
+                                 "scikit-learn and matplotlib (pip install -e .[data]); test crops come from "
+                                 "disjoint regions", Qt.ItemDataRole.ToolTipRole)
+        self.builtin.setItemData(BUILTIN_DATASETS.index("shapes"), "Generated 3D scenes: floor, wall and one "
+                                 "object (sphere, cube, cylinder, cone, torus) of varying hue, size, place "
+                                 "and light; a separate held-out test stream", Qt.ItemDataRole.ToolTipRole)
+        self.builtin.currentIndexChanged.connect(lambda _: self.use_photos.setChecked(True))
+        builtin_row = QHBoxLayout()
+        builtin_row.addWidget(self.use_photos)
+        builtin_row.addWidget(self.builtin, 1)
         self.use_folder = QRadioButton("Image folder:")
         group = QButtonGroup(self)
         group.addButton(self.use_photos)
@@ -197,7 +209,7 @@ class TrainingPanel(QWidget):
         self.crop.addItem("Random crops (textures)", "random")
         data_box = QGroupBox("Data")
         data_l = QVBoxLayout(data_box)
-        data_l.addWidget(self.use_photos)
+        data_l.addLayout(builtin_row)
         data_l.addWidget(self.use_folder)
         data_l.addLayout(folder_row)
         crop_form = QFormLayout()
@@ -256,7 +268,8 @@ class TrainingPanel(QWidget):
                                 ("Checkpoint:", self.checkpoint_every)]))
 
         # ---- output
-        self.out = QLineEdit(str(Path.cwd() / "runs" / time.strftime("train-%Y%m%d-%H%M%S")))
+        # Runs are the application's data (QStandardPaths), or where the user last put one: never the CWD.
+        self.out = QLineEdit(str(dialogs.folder_for("training-output") / time.strftime("train-%Y%m%d-%H%M%S")))
         self.out.setToolTip("Checkpoints, sample grids, metrics.jsonl and the final model go here")
         out_browse = QPushButton("Browse…")
         out_browse.clicked.connect(self._browse_out)
@@ -275,6 +288,7 @@ class TrainingPanel(QWidget):
         out_l.addWidget(self.out_hint)
 
         settings = QWidget()
+        self.settings_pane = settings  # locked (disabled) while a run is going on
         sl = QVBoxLayout(settings)
         sl.setContentsMargins(0, 0, 6, 0)
         for box in (data_box, model_box, opt_box, out_box):
@@ -306,8 +320,14 @@ class TrainingPanel(QWidget):
         self.problem.setWordWrap(True)
         self.problem.setStyleSheet(f"color: {ERROR_COLOR};")
 
+        self.locked_note = QLabel("The settings show the running configuration and are locked until the run "
+                                  "stops (Stop saves a checkpoint; tick Resume to continue with new steps).")
+        self.locked_note.setWordWrap(True)
+        _muted(self.locked_note)
+        self.locked_note.hide()
         left = QVBoxLayout()
         left.addWidget(scroll, 1)
+        left.addWidget(self.locked_note)
         left.addWidget(self.problem)
         left.addLayout(buttons)
         left_w = QWidget()
@@ -426,18 +446,22 @@ class TrainingPanel(QWidget):
 
     # ================================================================== settings
     def _browse_data(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Folder of training images", self.folder.text())
+        folder = dialogs.get_existing_folder(self, "training-data", "Folder of training images",
+                                             start=self.folder.text().strip() or None)
         if folder:
             self.folder.setText(folder)
             self.use_folder.setChecked(True)
 
     def _browse_out(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Output folder (checkpoints and model)", self.out.text())
+        current = Path(self.out.text().strip() or dialogs.folder_for("training-output"))
+        start = next((p for p in (current, *current.parents) if p.is_dir()), Path.home())
+        folder = QFileDialog.getExistingDirectory(self, "Output folder (checkpoints and model)", str(start))
         if folder:
             self.out.setText(folder)
+            dialogs.remember_folder("training-output", Path(folder).parent, is_file=False)
 
     def data_source(self) -> str:
-        return PHOTO_CROPS if self.use_photos.isChecked() else self.folder.text().strip()
+        return self.builtin.currentData() if self.use_photos.isChecked() else self.folder.text().strip()
 
     def config(self) -> TrainConfig:
         """The TrainConfig the form describes; ConfigError (naming the field) when invalid."""
@@ -466,7 +490,8 @@ class TrainingPanel(QWidget):
 
     def set_config(self, cfg: TrainConfig) -> None:
         """Fill the form from a TrainConfig (resume: the run's own settings)."""
-        if cfg.data == PHOTO_CROPS:
+        if cfg.data in BUILTIN_DATASETS:
+            self.builtin.setCurrentIndex(self.builtin.findData(cfg.data))
             self.use_photos.setChecked(True)
         else:
             self.use_folder.setChecked(True)
@@ -487,7 +512,7 @@ class TrainingPanel(QWidget):
 
     def _structural_widgets(self) -> list[QWidget]:
         """Settings a resumed run must keep (nvp_core.train.STRUCTURAL): locked while resuming."""
-        return [self.use_photos, self.use_folder, self.folder, self.folder_browse, self.crop, self.size_box,
+        return [self.use_photos, self.builtin, self.use_folder, self.folder, self.folder_browse, self.crop, self.size_box,
                 self.width_box, self.blocks, self.scales, self.max_width, self.norm, self.batch]
 
     def _resume_toggled(self, on: bool) -> None:
@@ -505,7 +530,7 @@ class TrainingPanel(QWidget):
         if self.use_folder.isChecked():
             folder = self.folder.text().strip()
             if not folder:
-                return "Choose a folder of training images, or use photo-crops."
+                return "Choose a folder of training images, or use a built-in data set."
             if not Path(folder).expanduser().is_dir():
                 return f"The data folder {folder} does not exist."
         if not self.out.text().strip():
@@ -687,7 +712,9 @@ class TrainingPanel(QWidget):
                 self.test_points.append((ev.step, float(ev.test_bpd)))
                 xs, ys = zip(*self.test_points)
                 self.test_curve.setData(np.array(xs, float), np.array(ys, float))
-                self.test_label.setText(f"{ev.test_bpd:.3f}")
+                # The test score is measured every N steps: say when, so it never reads as current.
+                self.test_label.setText(f"{ev.test_bpd:.3f} @ {ev.step:,}")
+                self.test_label.setToolTip(f"Measured at step {ev.step:,} on held-out images")
                 self._log(f"step {ev.step}: test {ev.test_bpd:.4f} bits/dim")
         elif kind == "samples":
             if ev.samples is not None and len(ev.samples):
@@ -737,6 +764,9 @@ class TrainingPanel(QWidget):
 
     def _update_buttons(self) -> None:
         running = self.running
+        # The run reads its configuration once, at Start: editing the form meanwhile would only mislead.
+        self.settings_pane.setEnabled(not running)
+        self.locked_note.setVisible(running)
         stopping = running and self.worker.trainer.stop_requested
         self.start_button.setEnabled(not running and getattr(self, "_settings_ok", False))
         self.start_button.setText("Resume run" if self.resume_box.isChecked() else "Start")

@@ -10,7 +10,6 @@ import argparse
 import contextlib
 import functools
 import io as _io
-import math
 import os
 import sys
 from pathlib import Path
@@ -24,70 +23,14 @@ from ..errors import DataError, ModelFileError, NVPError
 from ..flow import RealNVP
 from ..images import IMAGE_EXTENSIONS, find_images, is_image_path, load_images, looks_like_image, save_image
 from ..io import WEIGHTS_NAME, atomic_write_bytes, load, resolve_device
-
-
-# ---------------------------------------------------------------- argument types
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be ≥ 1, got {value}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number ≥ 0, got {text}")
-    return value
-
-
-def finite_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be finite, got {text}")
-    return value
-
-
-# ---------------------------------------------------------------- options
-def add_model_arg(parser: argparse.ArgumentParser) -> None:
-    """Optional positional MODEL: a model folder or .safetensors file; the shipped
-    default model when left out."""
-    parser.add_argument(
-        "model", nargs="?", default=None, metavar="MODEL",
-        help=f"model folder or .safetensors file (default: the shipped model, {nvp_core.default_model_path()})",
-    )
-
-
-def add_device_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default="auto",
-                        help="cpu, cuda, cuda:N or auto (cuda when available; default: auto)")
-
-
-def add_size_args(parser: argparse.ArgumentParser, what: str = "images") -> None:
-    parser.add_argument("--size", type=positive_int, default=None,
-                        help=f"side of square {what} (default: the model's training size)")
-    parser.add_argument("--height", type=positive_int, default=None, help="height (overrides --size)")
-    parser.add_argument("--width", type=positive_int, default=None, help="width (overrides --size)")
-
-
-def add_batch_arg(parser: argparse.ArgumentParser, default: int = 16) -> None:
-    parser.add_argument("--batch-size", type=positive_int, default=default,
-                        help=f"images per forward pass; lower it to save memory (default: {default})")
-
-
-def add_zoom_arg(parser: argparse.ArgumentParser, default: int = 1) -> None:
-    parser.add_argument("--zoom", type=positive_int, default=default,
-                        help=f"nearest-neighbour enlargement of each image so small ones stay visible "
-                             f"(default: {default})")
+from .. import limits
+from ..paths import model_inputs, refuse_overwriting_inputs
+# Argument types and shared options live in the light options module (parsing must not import
+# torch); re-exported here for the subcommands' run() code and older imports.
+from .options import (  # noqa: F401
+    add_batch_arg, add_device_arg, add_model_arg, add_seed_arg, add_size_args, add_zoom_arg, finite_float,
+    non_negative_float, positive_int,
+)
 
 
 def resolve_size(args: argparse.Namespace, flow: RealNVP) -> tuple[int, int]:
@@ -124,7 +67,46 @@ def load_model(path: str | os.PathLike | None, device: str = "auto") -> RealNVP:
         dev = resolve_device(device)
     except (RuntimeError, ValueError):
         raise NVPError(f"unknown device {device!r}: use cpu, cuda, cuda:N or auto") from None
-    return load(p, device=dev)
+    try:
+        flow = load(p, device=dev)
+    except MemoryError:
+        raise ModelFileError(f"not enough memory to load the model {p}") from None
+    flow.inputs = model_inputs(p) + model_inputs(flow.source)  # never written over (see check_outputs)
+    return flow
+
+
+# ---------------------------------------------------------------- limits checked before the work
+def check_outputs(outputs: Sequence[str | os.PathLike | None], flow: RealNVP | None = None,
+                  inputs: Sequence[str | os.PathLike] = ()) -> None:
+    """Refuse, before any work, an output path that is one of the inputs (the model's files or
+    an input image; symlinks followed): it would be destroyed."""
+    refuse_overwriting_inputs(outputs, [*getattr(flow, "inputs", []), *inputs], NVPError)
+
+
+def check_picture(height: int, width: int, what: str) -> None:
+    """One picture we write must stay under the pixel limit (we could not read it back)."""
+    pixels = height * width
+    if pixels > limits.MAX_OUTPUT_PIXELS:
+        raise limits.LimitError(
+            f"{what} would be {width:,}×{height:,} = {pixels / 1e6:,.0f} megapixels, above the limit of "
+            f"{limits.MAX_OUTPUT_PIXELS / 1e6:,.0f} megapixels for one picture")
+
+
+def check_memory(nbytes: int, what: str, device: str = "cpu") -> None:
+    """Refuse up front what would not fit in memory (the estimate says which request is at fault)."""
+    free = limits.available_memory(device)
+    if free is not None and nbytes > 0.8 * free:
+        raise limits.LimitError(f"{what} needs about {limits.gib(nbytes)} of memory, more than the "
+                                f"{limits.gib(0.8 * free)} available")
+
+
+def plan_batch(flow: RealNVP, height: int, width: int, batch_size: int) -> int:
+    """``batch_size`` or less, so that the estimated activations fit the device's free memory;
+    says so when it lowers it. A LimitError when one image alone cannot fit (the size is at fault)."""
+    planned = limits.plan_batch(flow.config, height, width, batch_size, flow.device)
+    if planned < batch_size:
+        warn(f"--batch-size {batch_size} would not fit in memory at {height}×{width}; using {planned}")
+    return planned
 
 
 def guarded(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
@@ -145,7 +127,7 @@ def guarded(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Name
     return wrapper
 
 
-_OOM_HINT = "out of memory: lower --batch-size (or --scale / --size / --n), or use another --device"
+_OOM_HINT = "out of memory while computing: lower --batch-size (or --scale / --size / --n), or use another --device"
 
 
 def _looks_like_model(path: Path) -> bool:
@@ -231,14 +213,15 @@ def write_animation(frames: np.ndarray, path: str | os.PathLike, fps: float = 12
 
 
 @contextlib.contextmanager
-def progress_bar(total: int, desc: str, unit: str = "img") -> Iterator[Callable[[int], None]]:
-    """A tqdm bar on stderr, yielding its ``update``; hidden when stderr is not a
-    terminal (tqdm's ``disable=None``), so logs and tests stay clean."""
+def progress_bar(total: int, desc: str, unit: str = "img") -> Iterator[Callable[[float], None]]:
+    """A tqdm bar of ``total`` items on stderr, yielding the ``progress(fraction)`` that
+    nvp_core.pipeline calls; hidden when stderr is not a terminal (tqdm's
+    ``disable=None``), so logs and tests stay clean."""
     from tqdm import tqdm
 
     bar = tqdm(total=total, desc=desc, unit=unit, disable=None, leave=False, file=sys.stderr)
     try:
-        yield bar.update
+        yield lambda fraction: bar.update(round(fraction * total) - bar.n)
     finally:
         bar.close()
 

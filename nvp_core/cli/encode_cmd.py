@@ -5,15 +5,8 @@ import argparse
 import io
 import json
 
-import numpy as np
-import torch
-
-from ..errors import DataError
-from ..figures import encode_images
-from ..io import atomic_write_bytes
-from ..latents import make_generator
-from ..preprocess import from_numpy_image
-from . import common
+from .. import limits
+from . import options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,45 +19,65 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("paths", nargs="+", metavar="[MODEL] IMAGES",
                    help="an optional model folder or .safetensors file, then image files or folders")
-    common.add_size_args(p)
-    p.add_argument("--noise", type=int, default=0, metavar="K",
+    options.add_size_args(p)
+    p.add_argument("--noise", type=options.int_range(0, limits.MAX_NOISE_DRAWS), default=0, metavar="K",
                    help="also report bits/dim with uniform-noise dequantization, averaged over K draws "
                         "(the honest evaluation; the midpoint figure is deterministic) (default: 0, off)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the dequantization noise (default: 0)")
+    options.add_seed_arg(p, "seed of the dequantization noise (default: 0)")
     p.add_argument("--latents", metavar="OUT.npz", default=None,
                    help="write the latents as arrays z1..zL (N, C, H, W) plus 'names'")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    common.add_batch_arg(p, 32)
-    common.add_device_arg(p)
-    p.set_defaults(func=common.guarded(run))
+    options.add_batch_arg(p, 32)
+    options.add_device_arg(p)
+    p.set_defaults(func=options.guarded(run))
 
 
-def _bits_per_dim(flow, images: np.ndarray, noise_draws: int, seed: int, batch_size: int, update):
-    """(midpoint (N,), noise mean (N,) or None), batched."""
-    mid, noisy = [], []
+def _noise_bits_per_dim(flow, images, draws: int, seed: int, batch_size: int, progress):
+    """(N,) bits/dim with uniform-noise dequantization, averaged over ``draws``, batched;
+    K draws cost K passes, and the bar counts each one."""
+    import torch
+
+    from ..latents import make_generator
+    from ..preprocess import from_numpy_image
+
+    noisy = []
     gen = make_generator(seed)
+    total = len(images) * draws
     for i in range(0, len(images), batch_size):
         x = from_numpy_image(images[i:i + batch_size])
-        mid.append(flow.bits_per_dim(x, noise=False).cpu())
-        if noise_draws > 0:
-            draws = [flow.bits_per_dim(x, noise=True, generator=gen).cpu() for _ in range(noise_draws)]
-            noisy.append(torch.stack(draws).mean(0))
-        update(len(x))
-    return torch.cat(mid).numpy(), (torch.cat(noisy).numpy() if noisy else None)
+        rows = []
+        for d in range(draws):
+            rows.append(flow.bits_per_dim(x, noise=True, generator=gen).cpu())
+            progress(min(1.0, (i * draws + (d + 1) * len(x)) / total))
+        noisy.append(torch.stack(rows).mean(0))
+    return torch.cat(noisy).numpy()
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.noise < 0:
-        raise DataError(f"--noise must be ≥ 0, got {args.noise}")
+    import numpy as np
+
+    from ..io import atomic_write_bytes
+    from ..pipeline import encode_and_score
+    from . import common
+
     model, image_paths = common.split_model_and_images(args.paths)
     flow = common.load_model(model, args.device)
     h, w = common.resolve_size(args, flow)
-    images, names = common.read_images(image_paths, h, w)
+    paths = common.expand_image_paths(image_paths)
+    common.check_outputs([args.latents], flow, paths)
+    batch = common.plan_batch(flow, h, w, args.batch_size)
+    images, names = common.read_images(paths, h, w)
+    # one pass gives latents and midpoint bits/dim; every latent (float32) is held until written
+    common.check_memory(len(images) * h * w * flow.config.channels * 4 * 3, f"latents of {len(images)} images",
+                        str(flow.device))
     with common.progress_bar(len(images), "scoring") as update:
-        mid, noisy = _bits_per_dim(flow, images, args.noise, args.seed, args.batch_size, update)
+        zs, mid = encode_and_score(flow, images, batch, update)
+    noisy = None
+    if args.noise > 0:
+        with common.progress_bar(len(images) * args.noise, f"noise ×{args.noise}") as update:
+            noisy = _noise_bits_per_dim(flow, images, args.noise, args.seed, batch, update)
 
     if args.latents:
-        zs = encode_images(flow, images, args.batch_size)
         arrays = {f"z{k}": z.float().cpu().numpy() for k, z in enumerate(zs, start=1)}
         buf = io.BytesIO()
         np.savez(buf, names=np.array([str(n) for n in names]), **arrays)

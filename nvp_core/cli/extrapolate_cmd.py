@@ -4,9 +4,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from ..figures import extrapolation_images, upscale
-from ..images import grid
-from . import common
+from .. import limits
+from . import options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -15,21 +14,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Draw latents with the shapes of an image SCALE times the model's training size and "
                     "decode them: a texture of the data set. Canvases are decoded one at a time.",
     )
-    common.add_model_arg(p)
-    p.add_argument("--scale", type=common.positive_int, default=10, help="times the training size (default: 10)")
+    options.add_model_arg(p)
+    p.add_argument("--scale", type=options.int_range(1, limits.MAX_SIDE // 4), default=10,
+                   help="times the training size (default: 10)")
     p.add_argument("--out", required=True, help="picture to write (several canvases go side by side)")
-    p.add_argument("--n", type=common.positive_int, default=1, help="number of canvases (default: 1)")
-    p.add_argument("--temperature", type=common.non_negative_float, default=0.7,
+    p.add_argument("--n", type=options.int_range(1, 1000), default=1, help="number of canvases (default: 1)")
+    p.add_argument("--temperature", type=options.temperature, default=0.7,
                    help="standard deviation of the latents (default: 0.7)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    common.add_zoom_arg(p)
-    common.add_device_arg(p)
-    p.set_defaults(func=common.guarded(run))
+    options.add_seed_arg(p)
+    options.add_zoom_arg(p)
+    options.add_device_arg(p)
+    p.set_defaults(func=options.guarded(run))
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..figures import extrapolation_images, upscale
+    from ..images import grid
+    from . import common
+
     flow = common.load_model(args.model, args.device)
     side = flow.config.image_size * args.scale
+    if side > limits.MAX_SIDE:
+        raise limits.LimitError(f"--scale {args.scale} makes {side}×{side} canvases, above the limit of "
+                                f"{limits.MAX_SIDE} pixels a side")
+    z = args.zoom
+    common.check_picture(side * z + (4 if args.n > 1 else 0), args.n * (side * z + 2) + 2,
+                         f"{args.n} canvas(es) of {side}×{side}" + (f" at zoom {z}" if z > 1 else ""))
+    common.check_outputs([args.out], flow)
+    common.plan_batch(flow, side, side, 1)  # one canvas at a time: refuses one that cannot fit
     start = time.perf_counter()
     with common.progress_bar(args.n, f"decoding {side}×{side}") as update:
         images = extrapolation_images(flow, args.scale, args.n, args.temperature, args.seed, update)

@@ -8,15 +8,13 @@ import argparse
 import math
 from pathlib import Path
 
-import numpy as np
+from typing import TYPE_CHECKING
 
 from ..errors import DataError, NVPError
-from ..figures import (
-    TWO_PI, anchors_from_images, extrapolation_images, infoloss_grid, infoloss_images, infoloss_labels,
-    infoloss_level_sets, manifold_grid, manifold_sweep, sample_images, upscale,
-)
-from ..images import find_images, grid, load_images
-from . import common
+from . import options
+
+if TYPE_CHECKING:
+    import numpy as np
 
 TEMPERATURES = (0.5, 0.7, 1.0)
 SCALES = (1, 2, 10)
@@ -28,48 +26,56 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "figures", help="regenerate all docs figures (samples, sizes, information loss, manifold)",
         description="Write the seed page's figures for a model into OUT: samples at temperatures "
                     "0.5/0.7/1.0; samples at 1×, 2× and 10× the training size; the information-loss grid "
-                    "on held-out photo-crops test images (or --images); the manifold 8×8 grid over "
+                    "on held-out test images of the model's data set (or --images); the manifold 8×8 grid over "
                     "(φ, φ') at φ''=0 and a GIF sweeping φ''.",
     )
-    common.add_model_arg(p)
+    options.add_model_arg(p)
     p.add_argument("--out", default="docs/figures", help="folder to write into (default: docs/figures)")
     p.add_argument("--images", metavar="DIR", default=None,
                    help="take the information-loss and manifold images from this folder instead of the "
-                        "photo-crops test split")
-    p.add_argument("--seed", type=int, default=0, help="seed of every random draw (default: 0)")
-    p.add_argument("--rows", type=common.positive_int, default=6,
+                        "test split of the model's data set")
+    options.add_seed_arg(p, "seed of every random draw (default: 0)")
+    p.add_argument("--rows", type=options.int_range(1, 256), default=6,
                    help="images in the information-loss grid (default: 6)")
-    p.add_argument("--n", type=common.positive_int, default=32,
+    p.add_argument("--n", type=options.int_range(1, 4096), default=32,
                    help="samples per temperature grid (default: 32, 8 per row)")
-    p.add_argument("--frames", type=common.positive_int, default=24,
-                   help="frames of the φ'' sweep GIF (default: 24)")
+    p.add_argument("--frames", type=options.int_range(1, 1000), default=24,
+                   help="frames of the φ'' sweep GIF, 64 decodes each (default: 24)")
     p.add_argument("--grid-span", choices=("full", "quarter"), default="full",
                    help="manifold angles: full = 8 steps over [0, 2π); quarter = [0, π/2] with z1, z3, z5, z7 "
                         "in the corners (default: full)")
-    p.add_argument("--zoom", type=common.positive_int, default=None,
+    p.add_argument("--zoom", type=options.zoom, default=None,
                    help="nearest-neighbour enlargement of training-size tiles (default: tiles of ~128 px)")
-    common.add_batch_arg(p)
-    common.add_device_arg(p)
-    p.set_defaults(func=common.guarded(run))
+    options.add_batch_arg(p)
+    options.add_device_arg(p)
+    p.set_defaults(func=options.guarded(run))
 
 
-def _test_images(size: int, count: int) -> np.ndarray:
-    """``count`` held-out photo-crops test crops, spread over the photos (the split is
-    ordered photo by photo, so evenly spaced picks land on different photos)."""
+def _test_images(flow, size: int, count: int) -> tuple[np.ndarray, str]:
+    """``count`` held-out test images of the data set the model was trained on (photo-crops
+    unless its metadata names another built-in set), evenly spread over the split — the
+    photo-crops split is ordered photo by photo, so the picks land on different photos."""
+    from ..data import BUILTIN_DATASETS, PHOTO_CROPS, load_data
+
+    meta = getattr(flow, "metadata", None)
+    meta = meta if isinstance(meta, dict) else {}
+    name = meta.get("data") if meta.get("data") in BUILTIN_DATASETS else PHOTO_CROPS
+    tc = meta.get("train_config") if isinstance(meta.get("train_config"), dict) else {}
+    n_test = tc.get("n_test_crops", TEST_SPLIT_SIZE)
+    seed = tc.get("seed", 0)
     try:
-        from ..data import load_photo_crops
-    except ImportError as exc:  # pragma: no cover - data.py ships with the package
-        raise DataError(f"the photo-crops data set is unavailable ({exc}); pass --images DIR") from None
-    try:
-        data = load_photo_crops(size, n_train=1, n_test=TEST_SPLIT_SIZE, seed=0)
-    except DataError as exc:
-        raise DataError(f"{exc}; or pass --images DIR") from None
+        data = load_data(name, size, n_train=1, n_test=int(n_test), seed=int(seed))
+    except (DataError, ImportError, TypeError, ValueError) as exc:
+        raise DataError(f"the {name} test split is unavailable ({exc}); pass --images DIR") from None
     test = data.test
     idx = [min(len(test) - 1, int((i + 0.5) * len(test) / count)) for i in range(count)]
-    return test[idx].permute(0, 2, 3, 1).contiguous().numpy()
+    return test[idx].permute(0, 2, 3, 1).contiguous().numpy(), f"{name} test split"
 
 
 def _folder_images(folder: str, size: int, count: int) -> np.ndarray:
+    from ..images import find_images, load_images
+    from . import common
+
     paths = find_images(folder)
     if not paths:
         raise DataError(f"{folder}: no images found")
@@ -83,15 +89,32 @@ def _folder_images(folder: str, size: int, count: int) -> np.ndarray:
 
 
 def _write(path: Path, image: np.ndarray, what: str) -> None:
+    from . import common
+
     common.write_image(image, path)
     print(f"  {path.name:<24} {image.shape[1]}×{image.shape[0]}  {what}")
 
 
+FILES = (*(f"samples_temp{t:g}.png" for t in TEMPERATURES), *(f"samples_{s}x.png" for s in SCALES),
+         "infoloss.png", "manifold_grid.png", "manifold_sweep.gif")
+
+
 def run(args: argparse.Namespace) -> int:
+    from ..angles import TWO_PI
+    from ..figures import (
+        anchors_from_images, extrapolation_images, infoloss_grid, infoloss_images, infoloss_labels, manifold_grid,
+        manifold_sweep, upscale,
+    )
+    from ..pipeline import infoloss_level_sets, sample_images
+    from ..images import grid
+    from . import common
+
     flow = common.load_model(args.model, args.device)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise DataError(f"{out} exists and is not a folder")
+    inputs = common.expand_image_paths([args.images]) if args.images else []
+    common.check_outputs([out / f for f in FILES], flow, inputs)
     s = flow.config.image_size
     zoom = args.zoom or max(1, round(128 / s))
     size_zoom = max(1, round(64 / s))  # 1×/2×/10× and the manifold share one pixel scale
@@ -100,8 +123,10 @@ def run(args: argparse.Namespace) -> int:
 
     # Images first: a missing data set fails before minutes of decoding.
     count = max(args.rows, 8)
-    images = _folder_images(args.images, s, count) if args.images else _test_images(s, count)
-    source = args.images or "photo-crops test split"
+    if args.images:
+        images, source = _folder_images(args.images, s, count), args.images
+    else:
+        images, source = _test_images(flow, s, count)
 
     cols = min(8, args.n)
     for t in TEMPERATURES:
@@ -142,6 +167,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _pick_anchors(images: np.ndarray) -> np.ndarray:
     """Eight anchors; with more images, spread the picks so they differ."""
+    import numpy as np
+
     if len(images) < 8:
         raise NVPError(f"the manifold needs 8 images, got {len(images)}")
     idx = np.linspace(0, len(images) - 1, 8).round().astype(int)

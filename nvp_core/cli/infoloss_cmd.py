@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..figures import infoloss_grid, infoloss_images, infoloss_labels, infoloss_level_sets
-from . import common
+from . import options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,31 +17,41 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("paths", nargs="+", metavar="[MODEL] IMAGES",
                    help="an optional model folder or .safetensors file, then image files or folders")
     p.add_argument("--out", required=True, help="grid picture to write (PNG)")
-    p.add_argument("--temperature", type=common.non_negative_float, default=1.0,
+    p.add_argument("--temperature", type=options.temperature, default=1.0,
                    help="standard deviation of the replacement noise (default: 1.0)")
-    p.add_argument("--seed", type=int, default=0, help="noise seed; the same ε in every column (default: 0)")
+    options.add_seed_arg(p, "noise seed; the same ε in every column (default: 0)")
     p.add_argument("--mode", choices=("noise", "zero"), default="noise",
                    help="replace levels by noise or by zeros, the prior's mode (default: noise)")
     p.add_argument("--all-levels", action="store_true",
                    help="add a last column with every level resampled (a plain sample)")
     p.add_argument("--labels", action="store_true", help="write column titles above the grid")
-    common.add_size_args(p)
-    common.add_zoom_arg(p)
-    common.add_batch_arg(p)
-    common.add_device_arg(p)
-    p.set_defaults(func=common.guarded(run))
+    options.add_size_args(p)
+    options.add_zoom_arg(p)
+    options.add_batch_arg(p)
+    options.add_device_arg(p)
+    p.set_defaults(func=options.guarded(run))
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..figures import infoloss_grid, infoloss_images, infoloss_labels
+    from ..pipeline import infoloss_level_sets
+    from . import common
+
     model, image_paths = common.split_model_and_images(args.paths)
     flow = common.load_model(model, args.device)
     h, w = common.resolve_size(args, flow)
-    images, names = common.read_images(image_paths, h, w)
+    paths = common.expand_image_paths(image_paths)
+    common.check_outputs([args.out], flow, paths)
     levels = flow.config.scales
     columns = len(infoloss_level_sets(levels, args.all_levels))
+    z = args.zoom
+    common.check_picture(len(paths) * (h * z + 2) + 2, columns * (w * z + 2) + 2,
+                         f"a grid of {len(paths)} rows × {columns} columns")
+    batch = common.plan_batch(flow, h, w, args.batch_size)
+    images, names = common.read_images(paths, h, w)
     with common.progress_bar(len(images) * columns, "decoding") as update:
         cols = infoloss_images(flow, images, args.temperature, args.seed, args.mode, args.all_levels,
-                               args.batch_size, update)
+                               batch, update)
     labels = infoloss_labels(levels, args.all_levels) if args.labels else None
     out = common.write_image(infoloss_grid(cols, zoom=args.zoom, labels=labels), args.out)
     print(f"wrote {out}: {len(names)} rows × {columns} columns ({', '.join(infoloss_labels(levels, args.all_levels))})")

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import argparse
 import math
+from pathlib import Path
 
-from ..figures import sample_images, upscale
-from ..images import grid
-from . import common
+from .. import limits
+from . import options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,30 +16,46 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "as one grid picture (and optionally one file each). The same seed gives the same "
                     "pictures on CPU and CUDA.",
     )
-    common.add_model_arg(p)
-    p.add_argument("--n", type=common.positive_int, default=64, help="number of samples (default: 64)")
-    common.add_size_args(p, "samples")
-    p.add_argument("--temperature", type=common.non_negative_float, default=0.7,
+    options.add_model_arg(p)
+    p.add_argument("--n", type=options.int_range(1, limits.MAX_SAMPLES), default=64,
+                   help="number of samples (default: 64)")
+    options.add_size_args(p, "samples")
+    p.add_argument("--temperature", type=options.temperature, default=0.7,
                    help="standard deviation of the latents; lower is smoother (default: 0.7)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    options.add_seed_arg(p)
     p.add_argument("--out", default="samples.png", help="grid picture to write (default: samples.png)")
-    p.add_argument("--cols", type=common.positive_int, default=None,
+    p.add_argument("--cols", type=options.int_range(1, limits.MAX_SAMPLES), default=None,
                    help="samples per row (default: square-ish)")
     p.add_argument("--each", metavar="DIR", default=None,
                    help="also write every sample as DIR/sample_000.png, …")
-    common.add_zoom_arg(p)
-    common.add_batch_arg(p)
-    common.add_device_arg(p)
-    p.set_defaults(func=common.guarded(run))
+    options.add_zoom_arg(p)
+    options.add_batch_arg(p)
+    options.add_device_arg(p)
+    p.set_defaults(func=options.guarded(run))
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..figures import upscale
+    from ..pipeline import sample_images
+    from ..images import grid
+    from . import common
+
     flow = common.load_model(args.model, args.device)
     h, w = common.resolve_size(args, flow)
-    with common.progress_bar(args.n, "sampling") as update:
-        images = sample_images(flow, args.n, h, w, args.temperature, args.seed, args.batch_size, update)
-    images = upscale(images, args.zoom)
     cols = min(args.cols or math.ceil(math.sqrt(args.n)), args.n)
+    rows = math.ceil(args.n / cols)
+    z = args.zoom
+    common.check_picture(rows * (h * z + 2) + 2, cols * (w * z + 2) + 2, f"a grid of {args.n} samples")
+    # latents (float32) + images + the zoomed copy + the grid, all held at once
+    common.check_memory(args.n * h * w * flow.config.channels * (4 + 1 + 2 * z * z), f"{args.n} samples of {h}×{w}",
+                        str(flow.device))
+    each = [Path(args.each) / f"sample_{i:0{max(3, len(str(args.n - 1)))}d}.png" for i in range(args.n)] \
+        if args.each else []
+    common.check_outputs([args.out, *each], flow)
+    batch = common.plan_batch(flow, h, w, args.batch_size)
+    with common.progress_bar(args.n, "sampling") as update:
+        images = sample_images(flow, args.n, h, w, args.temperature, args.seed, batch, update)
+    images = upscale(images, args.zoom)
     out = common.write_image(grid(images, cols=cols), args.out)
     print(f"wrote {out}: {args.n} samples of {h}×{w} at temperature {args.temperature:g}, seed {args.seed}")
     if args.each:

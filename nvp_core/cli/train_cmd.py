@@ -14,7 +14,9 @@ import sys
 from dataclasses import fields
 from typing import Any
 
+from ..data import BUILTIN_DATASETS
 from ..train import STRUCTURAL, TrainConfig, TrainEvent, Trainer, load_train_config
+from . import options
 
 # (flag, TrainConfig field, type, help). Defaults come from TrainConfig so there is one source.
 OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
@@ -40,26 +42,27 @@ OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
     ("--eval-images", "eval_images", int, "test images used for each evaluation"),
     ("--sample-every", "sample_every", int, "steps between sample grids (out/samples/)"),
     ("--samples", "n_samples", int, "images per sample grid"),
-    ("--temperature", "sample_temperature", float, "temperature of the sample grids"),
+    ("--temperature", "sample_temperature", options.temperature, "temperature of the sample grids"),
     ("--checkpoint-every", "checkpoint_every", int, "steps between checkpoints"),
-    ("--seed", "seed", int, "seed of model init, data order, crops and noise"),
-    ("--workers", "num_workers", int, "threads decoding the image folder at start (0: auto)"),
+    ("--seed", "seed", options.seed, "seed of model init, data order, crops and noise"),
+    ("--workers", "num_workers", int, "threads decoding the image folder or rendering shapes (0: auto)"),
     ("--crop", "crop", str, "folders: center (centre crop + resize) or random (crops of textures)"),
-    ("--train-crops", "n_train_crops", int, "photo-crops: number of training crops"),
-    ("--test-crops", "n_test_crops", int, "photo-crops: number of test crops"),
+    ("--train-crops", "n_train_crops", int, "built-in sets: number of training crops / scenes"),
+    ("--test-crops", "n_test_crops", int, "built-in sets: number of test crops / scenes"),
 )
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     defaults = TrainConfig()
     p = subparsers.add_parser(
-        "train", help="train a Real NVP on a folder of images or the built-in photo-crops set",
+        "train", help=f"train a Real NVP on a folder of images or a built-in set ({', '.join(BUILTIN_DATASETS)})",
         description="Train a Real NVP. DATA is a folder of images (any tree of JPEG/PNG/WebP/BMP/GIF/TIFF) "
                     "or 'photo-crops' (photos shipped with scikit-image, scikit-learn and matplotlib; "
-                    "pip install -e .[data]). Writes checkpoints, sample grids, metrics.jsonl and the "
+                    "pip install -e .[data]) or 'shapes' (procedural 3D scenes of one object on a floor "
+                    "before a wall, generated on the fly). Writes checkpoints, sample grids, metrics.jsonl and the "
                     "final model (OUT/model) to --out. Under torchrun it trains with DDP.",
     )
-    p.add_argument("data", metavar="DATA", help="image folder or 'photo-crops'")
+    p.add_argument("data", metavar="DATA", help=f"image folder or one of {', '.join(BUILTIN_DATASETS)}")
     p.add_argument("--out", required=True, help="run folder (checkpoint, samples, model)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     for flag, name, typ, help_ in OPTIONS:

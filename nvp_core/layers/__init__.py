@@ -4,9 +4,10 @@ from .logit import LogitTransform
 from .masks import checkerboard
 from .norms import ActNorm, BatchNormFlow, make_norm
 from .resnet import ResNet
-from .squeeze import squeeze, unsqueeze
+from .squeeze import squeeze, squeeze_ordered, unsqueeze, unsqueeze_ordered
 
 __all__ = [
     "ActNorm", "BatchNormFlow", "ChannelCoupling", "CheckerboardCoupling", "LogitTransform",
-    "ResNet", "checkerboard", "make_norm", "squeeze", "unsqueeze",
+    "ResNet", "checkerboard", "make_norm", "squeeze", "squeeze_ordered", "unsqueeze",
+    "unsqueeze_ordered",
 ]

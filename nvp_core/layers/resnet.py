@@ -8,9 +8,11 @@ Inference (eval mode, no autograd) takes a fast path: recomputing every
 weight-normed kernel on each call cost about a third of a decode, so the
 effective kernels are computed once and cached, with the batch norm that
 directly follows a convolution folded into it. The cache is keyed on the
-version counters and storage of every parameter and buffer, so an optimizer
-step, ``load_state_dict``, ``.to()`` or an in-place ``copy_`` all invalidate it,
-and ``train()`` drops it (``eval()`` keeps it: ``RealNVP.evaluating()`` toggles
+version counters and storage of every parameter and buffer *as the modules hold
+them now* (looked up in each module's own ``_parameters``/``_buffers`` on every
+call, so ``torch.func.functional_call``, which swaps those entries, is seen too),
+so an optimizer step, ``load_state_dict``, ``.to()``, an in-place ``copy_`` or
+other parameters passed by ``functional_call`` all invalidate it, and ``train()`` drops it (``eval()`` keeps it: ``RealNVP.evaluating()`` toggles
 modes around every sample). Writes through ``.data`` bypass version counters;
 call :meth:`ResNet.clear_cache` after such a write.
 
@@ -77,7 +79,7 @@ class ResNet(nn.Module):
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
         self._cache: tuple[tuple, list] | None = None
-        self._tensors: list[torch.Tensor] | None = None
+        self._slots: list[tuple[dict, str]] | None = None
         self.register_load_state_dict_post_hook(_forget_after_load)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -108,13 +110,17 @@ class ResNet(nn.Module):
     def clear_cache(self) -> None:
         """Forget the cached inference kernels (they are rebuilt on the next eval call)."""
         self._cache = None
-        self._tensors = None
 
     def _key(self) -> tuple | None:
-        if self._tensors is None:
-            self._tensors = list(self.parameters()) + list(self.buffers())
+        if self._slots is None:  # where each tensor lives, not the tensor: swaps must show
+            self._slots = [
+                (table, name)
+                for m in self.modules()
+                for table in (m._parameters, m._buffers)
+                for name, t in table.items() if t is not None
+            ]
         try:
-            return tuple((t._version, t.data_ptr()) for t in self._tensors)
+            return tuple((t._version, t.data_ptr()) for t in [table[name] for table, name in self._slots])
         except RuntimeError:  # inference tensors have no version counter: do not cache
             return None
 
