@@ -67,7 +67,7 @@ def _assets_dir() -> Path:
 
 
 ASSETS = _assets_dir()
-DEFAULT_MODEL = ASSETS / "models" / "photo-crops-32"
+DEFAULT_MODEL = ASSETS / "models" / "shapes-32"
 
 
 def default_model_path() -> Path:
