@@ -17,8 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "optionally save its latents z1..zL. MODEL may be left out (the shipped model); "
                     "folders of images are expanded. Unreadable files are skipped with a message.",
     )
-    p.add_argument("paths", nargs="+", metavar="[MODEL] IMAGES",
-                   help="an optional model folder or .safetensors file, then image files or folders")
+    options.add_images_arg(p)
     options.add_size_args(p)
     p.add_argument("--noise", type=options.int_range(0, limits.MAX_NOISE_DRAWS), default=0, metavar="K",
                    help="also report bits/dim with uniform-noise dequantization, averaged over K draws "
@@ -27,9 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--latents", metavar="OUT.npz", default=None,
                    help="write the latents as arrays z1..zL (N, C, H, W) plus 'names'")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    options.add_batch_arg(p, 32)
-    options.add_device_arg(p)
-    p.set_defaults(func=options.guarded(run))
+    options.add_run_args(p, run, zoom=False, batch=32)
 
 
 def _noise_bits_per_dim(flow, images, draws: int, seed: int, batch_size: int, progress):
@@ -60,10 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from ..pipeline import encode_and_score
     from . import common
 
-    model, image_paths = common.split_model_and_images(args.paths)
-    flow = common.load_model(model, args.device)
-    h, w = common.resolve_size(args, flow)
-    paths = common.expand_image_paths(image_paths)
+    flow, h, w, paths = common.model_and_images(args)
     common.check_outputs([args.latents], flow, paths)
     batch = common.plan_batch(flow, h, w, args.batch_size)
     images, names = common.read_images(paths, h, w)
