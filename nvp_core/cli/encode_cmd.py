@@ -51,9 +51,6 @@ def _noise_bits_per_dim(flow, images, draws: int, seed: int, batch_size: int, pr
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from ..io import atomic_write_bytes
     from ..pipeline import encode_and_score
     from . import common
 
@@ -72,26 +69,41 @@ def run(args: argparse.Namespace) -> int:
             noisy = _noise_bits_per_dim(flow, images, args.noise, args.seed, batch, update)
 
     if args.latents:
-        arrays = {f"z{k}": z.float().cpu().numpy() for k, z in enumerate(zs, start=1)}
-        buf = io.BytesIO()
-        np.savez(buf, names=np.array([str(n) for n in names]), **arrays)
-        atomic_write_bytes(args.latents, buf.getvalue())
+        _write_latents(args.latents, zs, names)
+    (_print_json if args.json else _print_table)(args, flow, h, w, names, mid, noisy)
+    return 0
 
-    if args.json:
-        rows = []
-        for i, name in enumerate(names):
-            row = {"image": str(name), "bits_per_dim": float(mid[i])}
-            if noisy is not None:
-                row["bits_per_dim_noise"] = float(noisy[i])
-            rows.append(row)
-        doc = {"model": getattr(flow, "source", None), "height": h, "width": w,
-               "noise_draws": args.noise, "images": rows, "mean_bits_per_dim": float(mid.mean())}
+
+def _write_latents(path: str, zs, names) -> None:
+    """z1..zL as (N, C, H, W) float32 arrays plus 'names', written atomically (.npz)."""
+    import numpy as np
+
+    from ..io import atomic_write_bytes
+
+    arrays = {f"z{k}": z.float().cpu().numpy() for k, z in enumerate(zs, start=1)}
+    buf = io.BytesIO()
+    np.savez(buf, names=np.array([str(n) for n in names]), **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _print_json(args: argparse.Namespace, flow, h: int, w: int, names, mid, noisy) -> None:
+    rows = []
+    for i, name in enumerate(names):
+        row = {"image": str(name), "bits_per_dim": float(mid[i])}
         if noisy is not None:
-            doc["mean_bits_per_dim_noise"] = float(noisy.mean())
-        if args.latents:
-            doc["latents"] = str(args.latents)
-        print(json.dumps(doc, indent=2))
-        return 0
+            row["bits_per_dim_noise"] = float(noisy[i])
+        rows.append(row)
+    doc = {"model": getattr(flow, "source", None), "height": h, "width": w,
+           "noise_draws": args.noise, "images": rows, "mean_bits_per_dim": float(mid.mean())}
+    if noisy is not None:
+        doc["mean_bits_per_dim_noise"] = float(noisy.mean())
+    if args.latents:
+        doc["latents"] = str(args.latents)
+    print(json.dumps(doc, indent=2))
+
+
+def _print_table(args: argparse.Namespace, flow, h: int, w: int, names, mid, noisy) -> None:
+    from . import common
 
     width = max(5, *(len(str(n)) for n in names))
     head = f"{'image':<{width}}  {'bits/dim':>9}" + (f"  {f'noise ×{args.noise}':>10}" if noisy is not None else "")
@@ -112,4 +124,3 @@ def run(args: argparse.Namespace) -> int:
         print(line)
     if args.latents:
         print(f"wrote latents of {len(names)} images to {args.latents}")
-    return 0
