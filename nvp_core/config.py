@@ -43,6 +43,13 @@ class JsonConfig:
             raise ConfigError(f"unknown {cls.__name__} field(s): {', '.join(unknown)}")
         return cls(**data)
 
+    def _require(self, ok: bool, name: str, what: str, got: str | None = None) -> None:
+        """ConfigError "<Class>.<field> <what>, got <value>" unless ``ok``: every check names
+        the field the same way, in both config classes. ``got`` defaults to the value's repr."""
+        if not ok:
+            shown = repr(getattr(self, name)) if got is None else got
+            raise ConfigError(f"{type(self).__name__}.{name} {what}, got {shown}")
+
     @classmethod
     def from_json(cls, text: str):
         try:
@@ -96,25 +103,16 @@ class FlowConfig(JsonConfig):
         }
         for name, (lo, hi) in ints.items():
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ConfigError(f"FlowConfig.{name} must be an integer, got {value!r}")
-            if not lo <= value <= hi:
-                raise ConfigError(f"FlowConfig.{name} must be in [{lo}, {hi}], got {value}")
-        if self.layout not in LAYOUTS:
-            raise ConfigError(f"FlowConfig.layout must be one of {LAYOUTS}, got {self.layout!r}")
-        if self.norm not in NORMS:
-            raise ConfigError(f"FlowConfig.norm must be one of {NORMS}, got {self.norm!r}")
+            self._require(isinstance(value, int) and not isinstance(value, bool), name, "must be an integer")
+            self._require(lo <= value <= hi, name, f"must be in [{lo}, {hi}]", f"{value}")
+        self._require(self.layout in LAYOUTS, "layout", f"must be one of {LAYOUTS}")
+        self._require(self.norm in NORMS, "norm", f"must be one of {NORMS}")
         for name, lo, hi in (("alpha", 0.0, 0.5), ("norm_momentum", 0.0, 1.0), ("norm_eps", 0.0, 1.0)):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ConfigError(f"FlowConfig.{name} must be a number, got {value!r}")
-            if not lo < float(value) < hi:
-                raise ConfigError(f"FlowConfig.{name} must be in ({lo}, {hi}), got {value}")
-        if self.image_size % self.multiple != 0:
-            raise ConfigError(
-                f"FlowConfig.image_size must be a multiple of 2^(scales-1) = {self.multiple}, "
-                f"got {self.image_size}"
-            )
+            self._require(isinstance(value, (int, float)) and not isinstance(value, bool), name, "must be a number")
+            self._require(lo < float(value) < hi, name, f"must be in ({lo}, {hi})", f"{value}")
+        self._require(self.image_size % self.multiple == 0, "image_size",
+                      f"must be a multiple of 2^(scales-1) = {self.multiple}", f"{self.image_size}")
 
     @property
     def multiple(self) -> int:

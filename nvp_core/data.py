@@ -227,11 +227,28 @@ def _decode_all(paths: Sequence[Path], fn, workers: int) -> tuple[list, list[str
     return [r for r, _ in results], [err for _, err in results if err is not None]
 
 
-def _report_skipped(name: str, errors: list[str]) -> None:
+def _report_skipped(name: str, errors: list[str], stacklevel: int = 3) -> None:
     if errors:
         msg = f"{name}: skipped {len(errors)} unreadable file(s), e.g. {errors[0]}"
         log.warning(msg)
-        warnings.warn(msg, stacklevel=3)
+        warnings.warn(msg, stacklevel=stacklevel)
+
+
+def _default_workers(workers: int) -> int:
+    """``workers``, or when 0 a decoding thread per core, at most 8 (decoding runs in C, off the GIL)."""
+    return workers or min(8, os.cpu_count() or 1)
+
+
+def _decode_folder(root: Path, paths: Sequence[Path], decode, workers: int) -> tuple[list[tuple[Path, np.ndarray]], int]:
+    """(path, array) of every file ``decode`` could read, in order, and how many it could not.
+    The skipped ones are reported once (the warning points at load_folder's caller); a
+    DataError when none could be read."""
+    results, errors = _decode_all(paths, decode, workers)
+    _report_skipped(str(root), errors, stacklevel=5)  # _decode_folder ← _folder_* ← load_folder ← caller
+    decoded = [(p, a) for p, a in zip(paths, results) if a is not None]
+    if not decoded:
+        raise DataError(f"{root}: none of the {len(paths)} image file(s) could be read ({errors[0]})")
+    return decoded, len(errors)
 
 
 def load_folder(
@@ -260,31 +277,37 @@ def load_folder(
     paths = find_images(root)
     if not paths:
         raise DataError(f"{root} holds no image files ({', '.join(e[1:] for e in _exts())})")
-    workers = workers or min(8, os.cpu_count() or 1)
-    name = str(root)
+    workers = _default_workers(workers)
     if crop == "center":
-        rels = [str(p.relative_to(root)) if root.is_dir() else p.name for p in paths]
-        results, errors = _decode_all(paths, lambda p: fit_image(open_image(p, size), size), workers)
-        _report_skipped(name, errors)
-        pairs = [(rel, a) for rel, a in zip(rels, results) if a is not None]
-        if not pairs:
-            raise DataError(f"{root}: none of the {len(paths)} image file(s) could be read ({errors[0]})")
-        is_test = [_is_test_file(rel, test_fraction) for rel, _ in pairs]
-        if all(is_test) or not any(is_test):
-            # Too few files for a hashed split: hold out the last file when possible.
-            is_test = [False] * len(pairs)
-            if len(pairs) >= 2:
-                is_test[-1] = True
-        train = [a for (_, a), t in zip(pairs, is_test) if not t]
-        test = [a for (_, a), t in zip(pairs, is_test) if t]
-        if not test:
-            warnings.warn(f"{name}: only one image, the test bits/dim is measured on the training image",
-                          stacklevel=2)
-            test = train
-        info = {"files": len(pairs), "skipped": len(errors), "train_images": len(train),
-                "test_images": len(test), "crop": crop, "test_split": f"hashed {test_fraction:.0%} of files"}
-        return TensorData(name, torch.stack([_chw(a) for a in train]), torch.stack([_chw(a) for a in test]), info)
+        return _folder_center(root, paths, size, test_fraction, workers)
+    return _folder_random(root, paths, size, test_fraction, workers, max_side, n_test_crops, seed)
 
+
+def _folder_center(root: Path, paths: Sequence[Path], size: int, test_fraction: float, workers: int) -> TensorData:
+    """load_folder's ``crop="center"``: whole images, a hashed split of the files."""
+    name = str(root)
+    decoded, skipped = _decode_folder(root, paths, lambda p: fit_image(open_image(p, size), size), workers)
+    pairs = [(str(p.relative_to(root)) if root.is_dir() else p.name, a) for p, a in decoded]
+    is_test = [_is_test_file(rel, test_fraction) for rel, _ in pairs]
+    if all(is_test) or not any(is_test):
+        # Too few files for a hashed split: hold out the last file when possible.
+        is_test = [False] * len(pairs)
+        if len(pairs) >= 2:
+            is_test[-1] = True
+    train = [a for (_, a), t in zip(pairs, is_test) if not t]
+    test = [a for (_, a), t in zip(pairs, is_test) if t]
+    if not test:
+        warnings.warn(f"{name}: only one image, the test bits/dim is measured on the training image",
+                      stacklevel=3)  # load_folder's caller
+        test = train
+    info = {"files": len(pairs), "skipped": skipped, "train_images": len(train),
+            "test_images": len(test), "crop": "center", "test_split": f"hashed {test_fraction:.0%} of files"}
+    return TensorData(name, torch.stack([_chw(a) for a in train]), torch.stack([_chw(a) for a in test]), info)
+
+
+def _folder_random(root: Path, paths: Sequence[Path], size: int, test_fraction: float, workers: int,
+                   max_side: int | None, n_test_crops: int, seed: int) -> RandomCropData:
+    """load_folder's ``crop="random"``: downscaled images, each one's bottom strip held out."""
     cap = max_side or 4 * size
 
     def decode(p: Path) -> np.ndarray:
@@ -296,11 +319,8 @@ def load_folder(
                              Image.Resampling.LANCZOS)
         return np.asarray(img, dtype=np.uint8).copy()
 
-    results, errors = _decode_all(paths, decode, workers)
-    arrays = [a for a in results if a is not None]
-    _report_skipped(name, errors)
-    if not arrays:
-        raise DataError(f"{root}: none of the {len(paths)} image file(s) could be read ({errors[0]})")
+    decoded, skipped = _decode_folder(root, paths, decode, workers)
+    arrays = [a for _, a in decoded]
     train_imgs, test_regions = [], []
     for a in arrays:
         h = a.shape[0]
@@ -314,10 +334,10 @@ def load_folder(
         raise DataError(f"{root}: images are too small to hold out a test strip at size {size} "
                         f"(need at least {2 * size} rows)")
     test = _crops_from_regions(test_regions, size, n_test_crops, seed, "test", scales=1.0)
-    info = {"files": len(arrays), "skipped": len(errors), "train_images": len(train_imgs),
-            "crop": crop, "test_split": f"bottom {test_fraction:.0%} strip of each image",
+    info = {"files": len(arrays), "skipped": skipped, "train_images": len(train_imgs),
+            "crop": "random", "test_split": f"bottom {test_fraction:.0%} strip of each image",
             "test_crops": len(test)}
-    return RandomCropData(name, train_imgs, size, test, info)
+    return RandomCropData(str(root), train_imgs, size, test, info)
 
 
 def _exts() -> tuple[str, ...]:
@@ -400,7 +420,7 @@ def load_photo_crops(
     same number of crops. Deterministic for ``seed``.
     """
     photos = photo_paths()
-    workers = workers or min(8, os.cpu_count() or 1)
+    workers = _default_workers(workers)
     imgs = [(name, open_image(p)) for name, p in photos]
     usable = []
     for name, img in imgs:
@@ -461,7 +481,7 @@ def load_data(
     if str(source) == SHAPES:
         from .shapes import load_shapes  # shapes builds on TrainData: a module-level import would be a cycle
 
-        return load_shapes(size, n_train=n_train, n_test=n_test, seed=seed, workers=workers or min(8, os.cpu_count() or 1))
+        return load_shapes(size, n_train=n_train, n_test=n_test, seed=seed, workers=_default_workers(workers))
     return load_folder(source, size, crop=crop, seed=seed, workers=workers)
 
 

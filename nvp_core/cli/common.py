@@ -42,6 +42,21 @@ def resolve_size(args: argparse.Namespace, flow: RealNVP) -> tuple[int, int]:
 
 
 # ---------------------------------------------------------------- model
+def load_sized_model(model: str | os.PathLike | None, args: argparse.Namespace) -> tuple[RealNVP, int, int]:
+    """The model on ``args.device`` and the (height, width) its --size/--height/--width ask for."""
+    flow = load_model(model, args.device)
+    h, w = resolve_size(args, flow)
+    return flow, h, w
+
+
+def model_and_images(args: argparse.Namespace) -> tuple[RealNVP, int, int, list[Path]]:
+    """The preamble of the ``[MODEL] IMAGES...`` commands: model, size, then the image paths
+    (folders expanded), in that order so a bad model fails before any folder is listed."""
+    model, image_paths = split_model_and_images(args.paths)
+    flow, h, w = load_sized_model(model, args)
+    return flow, h, w, expand_image_paths(image_paths)
+
+
 def load_model(path: str | os.PathLike | None, device: str = "auto") -> RealNVP:
     """The model at ``path`` (or the default one) on ``device``, in eval mode."""
     if path is None:
@@ -90,6 +105,12 @@ def check_picture(height: int, width: int, what: str) -> None:
         raise limits.LimitError(
             f"{what} would be {width:,}×{height:,} = {pixels / 1e6:,.0f} megapixels, above the limit of "
             f"{limits.MAX_OUTPUT_PIXELS / 1e6:,.0f} megapixels for one picture")
+
+
+def check_grid(rows: int, cols: int, height: int, width: int, zoom: int, what: str) -> None:
+    """check_picture for a grid of rows × cols tiles of height × width at ``zoom``
+    (2-pixel gutters, as images.grid draws them)."""
+    check_picture(rows * (height * zoom + 2) + 2, cols * (width * zoom + 2) + 2, what)
 
 
 def check_memory(nbytes: int, what: str, device: str = "cpu") -> None:

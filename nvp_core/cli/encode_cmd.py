@@ -17,8 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "optionally save its latents z1..zL. MODEL may be left out (the shipped model); "
                     "folders of images are expanded. Unreadable files are skipped with a message.",
     )
-    p.add_argument("paths", nargs="+", metavar="[MODEL] IMAGES",
-                   help="an optional model folder or .safetensors file, then image files or folders")
+    options.add_images_arg(p)
     options.add_size_args(p)
     p.add_argument("--noise", type=options.int_range(0, limits.MAX_NOISE_DRAWS), default=0, metavar="K",
                    help="also report bits/dim with uniform-noise dequantization, averaged over K draws "
@@ -27,9 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--latents", metavar="OUT.npz", default=None,
                    help="write the latents as arrays z1..zL (N, C, H, W) plus 'names'")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    options.add_batch_arg(p, 32)
-    options.add_device_arg(p)
-    p.set_defaults(func=options.guarded(run))
+    options.add_run_args(p, run, zoom=False, batch=32)
 
 
 def _noise_bits_per_dim(flow, images, draws: int, seed: int, batch_size: int, progress):
@@ -54,16 +51,10 @@ def _noise_bits_per_dim(flow, images, draws: int, seed: int, batch_size: int, pr
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from ..io import atomic_write_bytes
     from ..pipeline import encode_and_score
     from . import common
 
-    model, image_paths = common.split_model_and_images(args.paths)
-    flow = common.load_model(model, args.device)
-    h, w = common.resolve_size(args, flow)
-    paths = common.expand_image_paths(image_paths)
+    flow, h, w, paths = common.model_and_images(args)
     common.check_outputs([args.latents], flow, paths)
     batch = common.plan_batch(flow, h, w, args.batch_size)
     images, names = common.read_images(paths, h, w)
@@ -78,26 +69,41 @@ def run(args: argparse.Namespace) -> int:
             noisy = _noise_bits_per_dim(flow, images, args.noise, args.seed, batch, update)
 
     if args.latents:
-        arrays = {f"z{k}": z.float().cpu().numpy() for k, z in enumerate(zs, start=1)}
-        buf = io.BytesIO()
-        np.savez(buf, names=np.array([str(n) for n in names]), **arrays)
-        atomic_write_bytes(args.latents, buf.getvalue())
+        _write_latents(args.latents, zs, names)
+    (_print_json if args.json else _print_table)(args, flow, h, w, names, mid, noisy)
+    return 0
 
-    if args.json:
-        rows = []
-        for i, name in enumerate(names):
-            row = {"image": str(name), "bits_per_dim": float(mid[i])}
-            if noisy is not None:
-                row["bits_per_dim_noise"] = float(noisy[i])
-            rows.append(row)
-        doc = {"model": getattr(flow, "source", None), "height": h, "width": w,
-               "noise_draws": args.noise, "images": rows, "mean_bits_per_dim": float(mid.mean())}
+
+def _write_latents(path: str, zs, names) -> None:
+    """z1..zL as (N, C, H, W) float32 arrays plus 'names', written atomically (.npz)."""
+    import numpy as np
+
+    from ..io import atomic_write_bytes
+
+    arrays = {f"z{k}": z.float().cpu().numpy() for k, z in enumerate(zs, start=1)}
+    buf = io.BytesIO()
+    np.savez(buf, names=np.array([str(n) for n in names]), **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _print_json(args: argparse.Namespace, flow, h: int, w: int, names, mid, noisy) -> None:
+    rows = []
+    for i, name in enumerate(names):
+        row = {"image": str(name), "bits_per_dim": float(mid[i])}
         if noisy is not None:
-            doc["mean_bits_per_dim_noise"] = float(noisy.mean())
-        if args.latents:
-            doc["latents"] = str(args.latents)
-        print(json.dumps(doc, indent=2))
-        return 0
+            row["bits_per_dim_noise"] = float(noisy[i])
+        rows.append(row)
+    doc = {"model": getattr(flow, "source", None), "height": h, "width": w,
+           "noise_draws": args.noise, "images": rows, "mean_bits_per_dim": float(mid.mean())}
+    if noisy is not None:
+        doc["mean_bits_per_dim_noise"] = float(noisy.mean())
+    if args.latents:
+        doc["latents"] = str(args.latents)
+    print(json.dumps(doc, indent=2))
+
+
+def _print_table(args: argparse.Namespace, flow, h: int, w: int, names, mid, noisy) -> None:
+    from . import common
 
     width = max(5, *(len(str(n)) for n in names))
     head = f"{'image':<{width}}  {'bits/dim':>9}" + (f"  {f'noise ×{args.noise}':>10}" if noisy is not None else "")
@@ -118,4 +124,3 @@ def run(args: argparse.Namespace) -> int:
         print(line)
     if args.latents:
         print(f"wrote latents of {len(names)} images to {args.latents}")
-    return 0

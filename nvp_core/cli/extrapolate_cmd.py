@@ -19,12 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="times the training size (default: 10)")
     p.add_argument("--out", required=True, help="picture to write (several canvases go side by side)")
     p.add_argument("--n", type=options.int_range(1, 1000), default=1, help="number of canvases (default: 1)")
-    p.add_argument("--temperature", type=options.temperature, default=0.7,
-                   help="standard deviation of the latents (default: 0.7)")
+    options.add_temperature_arg(p, 0.7)
     options.add_seed_arg(p)
-    options.add_zoom_arg(p)
-    options.add_device_arg(p)
-    p.set_defaults(func=options.guarded(run))
+    options.add_run_args(p, run, batch=None)
 
 
 def run(args: argparse.Namespace) -> int:

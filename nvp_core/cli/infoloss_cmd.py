@@ -14,11 +14,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "columns are g(z), then z^(1) resampled, z^(1..2), …, z^(1..L-1) (the coarsest level "
                     "is kept unless --all-levels). Rows are the images.",
     )
-    p.add_argument("paths", nargs="+", metavar="[MODEL] IMAGES",
-                   help="an optional model folder or .safetensors file, then image files or folders")
+    options.add_images_arg(p)
     p.add_argument("--out", required=True, help="grid picture to write (PNG)")
-    p.add_argument("--temperature", type=options.temperature, default=1.0,
-                   help="standard deviation of the replacement noise (default: 1.0)")
+    options.add_temperature_arg(p, 1.0, "standard deviation of the replacement noise")
     options.add_seed_arg(p, "noise seed; the same ε in every column (default: 0)")
     p.add_argument("--mode", choices=("noise", "zero"), default="noise",
                    help="replace levels by noise or by zeros, the prior's mode (default: noise)")
@@ -26,10 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="add a last column with every level resampled (a plain sample)")
     p.add_argument("--labels", action="store_true", help="write column titles above the grid")
     options.add_size_args(p)
-    options.add_zoom_arg(p)
-    options.add_batch_arg(p)
-    options.add_device_arg(p)
-    p.set_defaults(func=options.guarded(run))
+    options.add_run_args(p, run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,16 +32,11 @@ def run(args: argparse.Namespace) -> int:
     from ..pipeline import infoloss_level_sets
     from . import common
 
-    model, image_paths = common.split_model_and_images(args.paths)
-    flow = common.load_model(model, args.device)
-    h, w = common.resolve_size(args, flow)
-    paths = common.expand_image_paths(image_paths)
+    flow, h, w, paths = common.model_and_images(args)
     common.check_outputs([args.out], flow, paths)
     levels = flow.config.scales
     columns = len(infoloss_level_sets(levels, args.all_levels))
-    z = args.zoom
-    common.check_picture(len(paths) * (h * z + 2) + 2, columns * (w * z + 2) + 2,
-                         f"a grid of {len(paths)} rows × {columns} columns")
+    common.check_grid(len(paths), columns, h, w, args.zoom, f"a grid of {len(paths)} rows × {columns} columns")
     batch = common.plan_batch(flow, h, w, args.batch_size)
     images, names = common.read_images(paths, h, w)
     with common.progress_bar(len(images) * columns, "decoding") as update:

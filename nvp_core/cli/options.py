@@ -123,6 +123,29 @@ def add_zoom_arg(parser: argparse.ArgumentParser, default: int = 1) -> None:
                              f"(default: {default})")
 
 
+def add_images_arg(parser: argparse.ArgumentParser, metavar: str = "[MODEL] IMAGES",
+                   what: str = "image files or folders") -> None:
+    """Positional ``[MODEL] IMAGES...`` (see common.split_model_and_images)."""
+    parser.add_argument("paths", nargs="+", metavar=metavar,
+                        help=f"an optional model folder or .safetensors file, then {what}")
+
+
+def add_temperature_arg(parser: argparse.ArgumentParser, default: float,
+                        what: str = "standard deviation of the latents") -> None:
+    parser.add_argument("--temperature", type=temperature, default=default, help=f"{what} (default: {default})")
+
+
+def add_run_args(parser: argparse.ArgumentParser, run, zoom: bool = True, batch: int | None = 16) -> None:
+    """The options the rendering commands end with (--zoom, --batch-size, --device), and ``run``
+    as the command, guarded: one place, so every command's --help ends the same way."""
+    if zoom:
+        add_zoom_arg(parser)
+    if batch is not None:
+        add_batch_arg(parser, batch)
+    add_device_arg(parser)
+    parser.set_defaults(func=guarded(run))
+
+
 def guarded(run):
     """``common.guarded(run)`` without importing common (torch) until the command runs."""
 

@@ -20,18 +20,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--n", type=options.int_range(1, limits.MAX_SAMPLES), default=64,
                    help="number of samples (default: 64)")
     options.add_size_args(p, "samples")
-    p.add_argument("--temperature", type=options.temperature, default=0.7,
-                   help="standard deviation of the latents; lower is smoother (default: 0.7)")
+    options.add_temperature_arg(p, 0.7, "standard deviation of the latents; lower is smoother")
     options.add_seed_arg(p)
     p.add_argument("--out", default="samples.png", help="grid picture to write (default: samples.png)")
     p.add_argument("--cols", type=options.int_range(1, limits.MAX_SAMPLES), default=None,
                    help="samples per row (default: square-ish)")
     p.add_argument("--each", metavar="DIR", default=None,
                    help="also write every sample as DIR/sample_000.png, …")
-    options.add_zoom_arg(p)
-    options.add_batch_arg(p)
-    options.add_device_arg(p)
-    p.set_defaults(func=options.guarded(run))
+    options.add_run_args(p, run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,12 +36,11 @@ def run(args: argparse.Namespace) -> int:
     from ..images import grid
     from . import common
 
-    flow = common.load_model(args.model, args.device)
-    h, w = common.resolve_size(args, flow)
+    flow, h, w = common.load_sized_model(args.model, args)
     cols = min(args.cols or math.ceil(math.sqrt(args.n)), args.n)
     rows = math.ceil(args.n / cols)
     z = args.zoom
-    common.check_picture(rows * (h * z + 2) + 2, cols * (w * z + 2) + 2, f"a grid of {args.n} samples")
+    common.check_grid(rows, cols, h, w, z, f"a grid of {args.n} samples")
     # latents (float32) + images + the zoomed copy + the grid, all held at once
     common.check_memory(args.n * h * w * flow.config.channels * (4 + 1 + 2 * z * z), f"{args.n} samples of {h}×{w}",
                         str(flow.device))

@@ -20,8 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "while one angle turns over [0, 2π). Writes numbered PNG frames, sweep.gif and "
                     "sweep.webp into OUT (and grid.png with --grid).",
     )
-    p.add_argument("paths", nargs="+", metavar="[MODEL] IMAGE×8",
-                   help="an optional model folder or .safetensors file, then exactly 8 images")
+    options.add_images_arg(p, "[MODEL] IMAGE×8", "exactly 8 images")
     p.add_argument("--out", required=True, help="folder for the frames and animations")
     p.add_argument("--frames", type=options.int_range(1, limits.MAX_FRAMES), default=40,
                    help="frames per turn (default: 40)")
@@ -37,10 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "in the corners (default: full)")
     p.add_argument("--fps", type=options.fps, default=12.0, help="animation speed (default: 12)")
     options.add_size_args(p)
-    options.add_zoom_arg(p)
-    options.add_batch_arg(p)
-    options.add_device_arg(p)
-    p.set_defaults(func=options.guarded(run))
+    options.add_run_args(p, run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,8 +50,7 @@ def run(args: argparse.Namespace) -> int:
     paths = common.expand_image_paths(image_paths)
     if len(paths) != 8:
         raise DataError(f"the sphere needs exactly 8 images (z1..z8), got {len(paths)}")
-    flow = common.load_model(model, args.device)
-    h, w = common.resolve_size(args, flow)
+    flow, h, w = common.load_sized_model(model, args)
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise DataError(f"{out} exists and is not a folder")
@@ -65,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     z = args.zoom
     common.check_picture(h * z, w * z, "one frame")
     if args.grid:
-        common.check_picture(8 * (h * z + 2) + 2, 8 * (w * z + 2) + 2, "the 8×8 grid")
+        common.check_grid(8, 8, h, w, z, "the 8×8 grid")
     # every frame is held until the animations are written (and once more inside each encoder)
     common.check_memory(3 * args.frames * h * w * z * z * flow.config.channels, f"{args.frames} frames of "
                         f"{h * z}×{w * z}", str(flow.device))

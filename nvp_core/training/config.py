@@ -11,7 +11,6 @@ from dataclasses import dataclass, fields
 
 from ..config import NORMS, FlowConfig, JsonConfig
 from ..data import PHOTO_CROPS
-from ..errors import ConfigError
 
 AMP_MODES = ("none", "bf16")
 LR_SCHEDULES = ("constant", "cosine")
@@ -66,10 +65,7 @@ class TrainConfig(JsonConfig):
         self.validate()
 
     def validate(self) -> None:
-        def need(cond: bool, name: str, what: str) -> None:
-            if not cond:
-                raise ConfigError(f"TrainConfig.{name} {what}, got {getattr(self, name)!r}")
-
+        need = self._require
         for name in ("size", "steps", "batch_size", "accumulate", "width", "max_width", "eval_every", "sample_every",
                      "checkpoint_every", "eval_images", "n_samples", "n_train_crops", "n_test_crops"):
             v = getattr(self, name)
