@@ -51,19 +51,22 @@ def _assets_dir() -> Path:
     root = Path(__file__).resolve().parent.parent
     if (root / "pyproject.toml").is_file() and (root / "assets").is_dir():
         return root / "assets"
-    import importlib.resources
     import importlib.util
 
+    # assets/ has no __init__.py, so nvp_assets is a namespace package: its search path lists
+    # every portion on sys.path in order — the installed folder first, and, where an editable
+    # install of the checkout is also visible (a venv with system site-packages), that install's
+    # path-hook entry, which is no folder at all (importlib.resources.files() chokes on it).
+    # The first real folder holding models/ is the one this nvp_core was installed with.
     try:
-        found = importlib.resources.files("nvp_assets")
-    except ModuleNotFoundError:  # a broken install: the error names where it was looked for
-        return root / "assets"
-    if isinstance(found, Path):
-        return found
-    # assets/ has no __init__.py, so it is a namespace package and files() gives a
-    # MultiplexedPath; an installed wheel has exactly one folder for it.
-    spec = importlib.util.find_spec("nvp_assets")
-    return Path(next(iter(spec.submodule_search_locations)))
+        spec = importlib.util.find_spec("nvp_assets")
+    except (ImportError, ValueError):
+        spec = None
+    for entry in (spec.submodule_search_locations or []) if spec is not None else []:
+        folder = Path(entry)
+        if (folder / "models").is_dir():
+            return folder
+    return root / "assets"  # a broken install: the error will name where it was looked for
 
 
 ASSETS = _assets_dir()
