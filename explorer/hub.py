@@ -23,7 +23,7 @@ from .image_files import example_images, read_images
 from .models import load_model
 from .render import Job, Renderer, describe_error
 from .session import (
-    N_ANCHORS, Anchor, Angles, CanvasSettings, InfoLossSettings, Session, SessionDocument, Task, image_anchor,
+    N_ANCHORS, Anchor, Session, SessionDocument, Task, image_anchor,
     read_session,
 )
 
@@ -303,14 +303,7 @@ class Hub(QObject):
     # ---------------------------------------------------------------- sessions
     def save_session(self, path: str | Path, then: Callable[[Path], None] | None = None) -> None:
         """Write on the worker from a snapshot (the GUI may go on changing the session)."""
-        snap = Session()
-        s = self.session
-        snap.model_path, snap.current = s.model_path, s.current
-        snap.images, snap.anchors = list(s.images), list(s.anchors)
-        snap.angles = Angles(*s.angles.as_tuple())
-        snap.infoloss = InfoLossSettings(set(s.infoloss.levels), s.infoloss.temperature, s.infoloss.seed,
-                                           s.infoloss.mode)
-        snap.canvas = CanvasSettings(**vars(s.canvas))
+        snap = self.session.snapshot()
 
         def done(written: Path) -> None:
             self.message.emit(f"Session saved to {written}", "info")

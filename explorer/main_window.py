@@ -455,15 +455,7 @@ class MainWindow(QMainWindow):
 
     def _snapshot(self) -> Session:
         """A copy of the session's saved parts (the GUI may go on changing the session)."""
-        s = self.session
-        snap = Session()
-        snap.model_path, snap.current = s.model_path, s.current
-        snap.images, snap.anchors = list(s.images), list(s.anchors)
-        snap.angles = Angles(*s.angles.as_tuple())
-        snap.infoloss = InfoLossSettings(set(s.infoloss.levels), s.infoloss.temperature, s.infoloss.seed,
-                                           s.infoloss.mode)
-        snap.canvas = CanvasSettings(**vars(s.canvas))
-        return snap
+        return self.session.snapshot()
 
     def autosave(self, now: bool = False) -> None:
         """Write the autosave when the work changed since the last one (atomic: Session.save).

@@ -391,6 +391,18 @@ class Session:
             "anchors": [_anchor_doc(i, a) for i, a in enumerate(self.anchors)],
         }
 
+    def snapshot(self) -> "Session":
+        """A copy of the saved parts (model path, images, anchors, angles, toggles, canvas), for
+        writing on a worker while the GUI goes on changing this session."""
+        snap = Session()
+        snap.model_path, snap.current = self.model_path, self.current
+        snap.images, snap.anchors = list(self.images), list(self.anchors)
+        snap.angles = Angles(*self.angles.as_tuple())
+        snap.infoloss = InfoLossSettings(set(self.infoloss.levels), self.infoloss.temperature, self.infoloss.seed,
+                                         self.infoloss.mode)
+        snap.canvas = CanvasSettings(**vars(self.canvas))
+        return snap
+
     def save(self, path: str | os.PathLike) -> Path:
         """Write the session as one zip: session.json + the images as PNG (atomic)."""
         anchor_images = {i: a.original for i, a in enumerate(self.anchors)
