@@ -171,8 +171,11 @@ def test_waiting_batches_are_replaced_not_queued(qtbot, planner):
     planner.settle()  # and lets go (the slider's release)
     src.gate.set()
     wait_done(qtbot, planner)
-    # not 30: the one running, then the exact frame that replaced the rest (then, at rest, the frames around it)
-    assert [(79.0, 0.0, 0.0)] in src.batches[:3]
+    # not 30: the one running, then the exact frame that replaced the rest — asked for alone, or
+    # already inside a speculative batch planned ahead of the drag on a slow worker — then, at
+    # rest, the frames around it
+    assert any((79.0, 0.0, 0.0) in batch for batch in src.batches[:3])
+    assert sum(len(batch) == 1 for batch in src.batches) <= 1  # no queue of single stale targets
     assert planner.shown_frame.angles == (79.0, 0.0, 0.0)
 
 
