@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 from .tabs import TABS, tab_key
 
 if TYPE_CHECKING:  # the real imports happen in main(), after the arguments are parsed
+    from PySide6.QtCore import QSettings, QTimer
     from PySide6.QtWidgets import QApplication, QWidget
 
     from .main_window import MainWindow
@@ -192,17 +193,9 @@ def autosave_path() -> Path:
     return dialogs.standard_folder("appdata") / "autosave.nvps"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)  # before any heavy import: --help and bad arguments answer at once
-    if args.screenshot and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
-        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    app = _qapp()
-    splash = None if args.screenshot else show_splash()
-    tune_runtime()
-    make_app()
-    from PySide6.QtCore import QSettings, QTimer
-
-    from .main_window import MainWindow, focus_tab
+def _window_settings(args: argparse.Namespace) -> "QSettings | None":
+    """--settings, then $NVP_EXPLORER_SETTINGS; a screenshot run gets a scratch file; else Qt's default."""
+    from PySide6.QtCore import QSettings
 
     settings = QSettings(args.settings, QSettings.Format.IniFormat) if args.settings else None
     if settings is None and os.environ.get("NVP_EXPLORER_SETTINGS"):
@@ -213,22 +206,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         scratch = Path(tempfile.mkdtemp(prefix="nvp-explorer-shot-")) / "settings.ini"
         settings = QSettings(str(scratch), QSettings.Format.IniFormat)
-    # A screenshot shows what the arguments ask for, never the user's last session (nor changes it).
-    autosave = None if args.screenshot else autosave_path()
-    window = MainWindow(device=args.device, settings=settings, autosave=autosave)
-    if args.screenshot:
-        try:
-            w, h = (int(v) for v in args.size.lower().split("x"))
-            window.resize(w, h)
-        except ValueError:
-            print(f"--size must look like 1440x900, got {args.size!r}", file=sys.stderr)
-            return 2
-    if args.tab:
-        focus_tab(window, args.tab)
-    window.show()
-    if splash is not None:
-        splash.finish(window)
+    return settings
 
+
+def _open_startup(window: MainWindow, args: argparse.Namespace, autosave: Path | None) -> list[str]:
+    """Open the model (or the autosaved session) and the images asked for; returns those image paths."""
     restore = autosave is not None and not args.fresh and autosave.is_file()
     model = window.startup_model(args.model, session=autosave if restore else None)
     if model:
@@ -249,32 +231,76 @@ def main(argv: Sequence[str] | None = None) -> int:
         window.restore_autosave(then=add_images)  # the images asked for join the restored ones
     else:
         add_images()
+    return images
 
-    # Ctrl+C in the terminal closes the window cleanly (threads stopped) instead of being ignored.
+
+def _close_on_sigint(window: MainWindow) -> "QTimer":
+    """Ctrl+C in the terminal closes the window cleanly (threads stopped) instead of being ignored.
+
+    The caller keeps the returned timer alive for as long as Qt's loop runs."""
+    from PySide6.QtCore import QTimer
+
     signal.signal(signal.SIGINT, lambda *_: window.close())
     tick = QTimer()
     tick.start(250)
     tick.timeout.connect(lambda: None)  # lets Python see the signal while Qt's loop runs
+    return tick
 
-    status = {"code": 0}
+
+def _arm_screenshot(app: "QApplication", window: MainWindow, args: argparse.Namespace, images: list[str],
+                    status: dict[str, int]) -> Showcase:
+    """Show what the tab is for, then save the window to --screenshot and close (status["code"] 1 on trouble)."""
+    out = Path(args.screenshot)
+
+    def shoot() -> None:
+        app.processEvents()
+        if showcase.timed_out:
+            print(f"screenshot: rendering did not finish in {args.timeout:.0f} s; saving what is shown",
+                  file=sys.stderr)
+            status["code"] = 1
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if not window.grab().save(str(out)):
+            print(f"screenshot: could not write {out}", file=sys.stderr)
+            status["code"] = 1
+        else:
+            print(f"screenshot saved to {out}")
+        window.close()
+
+    showcase = Showcase(window, showcase_steps(window, args.tab, images), shoot, args.timeout)
+    return showcase
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)  # before any heavy import: --help and bad arguments answer at once
+    if args.screenshot and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    app = _qapp()
+    splash = None if args.screenshot else show_splash()
+    tune_runtime()
+    make_app()
+    from .main_window import MainWindow, focus_tab
+
+    settings = _window_settings(args)
+    # A screenshot shows what the arguments ask for, never the user's last session (nor changes it).
+    autosave = None if args.screenshot else autosave_path()
+    window = MainWindow(device=args.device, settings=settings, autosave=autosave)
     if args.screenshot:
-        out = Path(args.screenshot)
+        try:
+            w, h = (int(v) for v in args.size.lower().split("x"))
+            window.resize(w, h)
+        except ValueError:
+            print(f"--size must look like 1440x900, got {args.size!r}", file=sys.stderr)
+            return 2
+    if args.tab:
+        focus_tab(window, args.tab)
+    window.show()
+    if splash is not None:
+        splash.finish(window)
 
-        def shoot() -> None:
-            app.processEvents()
-            if showcase.timed_out:
-                print(f"screenshot: rendering did not finish in {args.timeout:.0f} s; saving what is shown",
-                      file=sys.stderr)
-                status["code"] = 1
-            out.parent.mkdir(parents=True, exist_ok=True)
-            if not window.grab().save(str(out)):
-                print(f"screenshot: could not write {out}", file=sys.stderr)
-                status["code"] = 1
-            else:
-                print(f"screenshot saved to {out}")
-            window.close()
-
-        showcase = Showcase(window, showcase_steps(window, args.tab, images), shoot, args.timeout)
+    images = _open_startup(window, args, autosave)
+    tick = _close_on_sigint(window)  # noqa: F841 (kept alive while the loop runs)
+    status = {"code": 0}
+    showcase = _arm_screenshot(app, window, args, images, status) if args.screenshot else None  # noqa: F841
     app.exec()
     window.shutdown()
     return status["code"]

@@ -172,12 +172,29 @@ class ExportDialog(QDialog):
         self._syncing = False
         self._ready = False  # _refresh waits until every widget exists
 
+        size_row = self._build_frames_and_size(default_frames)
+        self._build_formats()
+        folder_row = self._build_destination(default_folder, default_name)
+        form = self._build_form(size_row, folder_row)
+        self._build_buttons()
+
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.buttons)
+        self.setMinimumWidth(520)
+
+        self._wire()
+        self._ready = True
+        self._refresh()
+
+    def _build_frames_and_size(self, default_frames: int) -> QHBoxLayout:
+        """Frame count, and the output size as a scale linked to width × height."""
         self.frames = QSpinBox()
         self.frames.setRange(1, 10000)
         self.frames.setValue(max(1, int(default_frames)))
         self.frames.setToolTip("How many frames the sweep is cut into")
 
-        w0, h0 = self._native
         self.scale = QDoubleSpinBox()
         self.scale.setRange(0.125, 64.0)
         self.scale.setDecimals(3)
@@ -198,7 +215,10 @@ class ExportDialog(QDialog):
         size_row.addWidget(self.out_h)
         size_row.addStretch(1)
         self._set_size_from_scale()
+        return size_row
 
+    def _build_formats(self) -> None:
+        """PNG sequence, animation format and frame rate."""
         self.sequence = QCheckBox("Numbered PNG sequence")
         self.sequence.setChecked(True)
         self.animation = QComboBox()
@@ -213,6 +233,8 @@ class ExportDialog(QDialog):
         self.fps.setValue(20.0)
         self.fps.setSuffix(" fps")
 
+    def _build_destination(self, default_folder: str | Path | None, default_name: str) -> QHBoxLayout:
+        """Folder, file name prefix and whether each export gets its own sub-folder."""
         self.folder = QLineEdit(str(default_folder or folder_for("sweep")))
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse)
@@ -225,7 +247,11 @@ class ExportDialog(QDialog):
         self.fresh.setChecked(True)
         self.fresh.setToolTip("Keeps every export apart: frames of an earlier, longer export never end up "
                               "beside the new ones, and nothing is overwritten")
+        return folder_row
 
+    def _build_form(self, size_row: QHBoxLayout, folder_row: QHBoxLayout) -> QFormLayout:
+        """All the settings, one labelled row each."""
+        w0, h0 = self._native
         form = QFormLayout()
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         form.addRow("Frames:", self.frames)
@@ -236,7 +262,10 @@ class ExportDialog(QDialog):
         form.addRow("Folder:", folder_row)
         form.addRow("Name:", self.name)
         form.addRow("", self.fresh)
+        return form
 
+    def _build_buttons(self) -> None:
+        """What will be written (kept current by _refresh), and Export / Cancel."""
         self.summary = QLabel()
         self.summary.setWordWrap(True)
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -245,20 +274,14 @@ class ExportDialog(QDialog):
         self.buttons.accepted.connect(self.accept)
         self.buttons.rejected.connect(self.reject)
 
-        layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(self.summary)
-        layout.addWidget(self.buttons)
-        self.setMinimumWidth(520)
-
+    def _wire(self) -> None:
+        """Size boxes stay linked; every setting refreshes the summary."""
         self.scale.valueChanged.connect(self._set_size_from_scale)
         self.out_w.valueChanged.connect(lambda _: self._set_from_pixels(self.out_w))
         self.out_h.valueChanged.connect(lambda _: self._set_from_pixels(self.out_h))
         for signal in (self.frames.valueChanged, self.sequence.toggled, self.animation.currentIndexChanged,
                        self.fps.valueChanged, self.folder.textChanged, self.name.textChanged, self.fresh.toggled):
             signal.connect(self._refresh)
-        self._ready = True
-        self._refresh()
 
     # ------------------------------------------------------------ size linking
     def _default_scale(self) -> float:

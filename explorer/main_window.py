@@ -113,6 +113,22 @@ class MainWindow(QMainWindow):
         # Images open from the folder used last, else Pictures (never the current directory).
         self.hub.last_folder = str(self.settings.value("last_folder", dialogs.start_folder("images")))
 
+        self._build_tabs()
+        self._build_status_bar()
+        self._build_menus()
+        self._wire()
+
+        self._restore_settings()
+        self._update_model_labels()
+        self.model_panel.set_recent(self.recent_models())
+        self.autosave_timer = QTimer(self)
+        self.autosave_timer.setInterval(AUTOSAVE_INTERVAL_MS)
+        self.autosave_timer.timeout.connect(self.autosave)
+        if self.autosave_path is not None:
+            self.autosave_timer.start()
+
+    def _build_tabs(self) -> None:
+        """One panel per tab, all sharing the hub; the tabs fill the window above the status bar."""
         self.message_bar = MessageBar()
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
@@ -134,9 +150,8 @@ class MainWindow(QMainWindow):
         lay.addWidget(self.tabs, 1)  # messages live in the status bar: nothing above the tabs moves
         self.setCentralWidget(central)
 
-        self._build_status_bar()
-        self._build_menus()
-
+    def _wire(self) -> None:
+        """Hub, panel and renderer signals to the window (messages, status bar, opening models)."""
         h = self.hub
         h.message.connect(self.show_message)
         h.model_changed.connect(self._model_changed)
@@ -153,15 +168,6 @@ class MainWindow(QMainWindow):
         self.manifold_panel.readout.connect(self.drag_label.setText)
         self.renderer.busy_changed.connect(self._busy_changed)
         self.renderer.progress.connect(self._progress)
-
-        self._restore_settings()
-        self._update_model_labels()
-        self.model_panel.set_recent(self.recent_models())
-        self.autosave_timer = QTimer(self)
-        self.autosave_timer.setInterval(AUTOSAVE_INTERVAL_MS)
-        self.autosave_timer.timeout.connect(self.autosave)
-        if self.autosave_path is not None:
-            self.autosave_timer.start()
 
     # ---------------------------------------------------------------- building
     def _build_status_bar(self) -> None:

@@ -401,6 +401,52 @@ def _random_boxes(gen: torch.Generator, n: int, top: int, bottom: int, width: in
     return boxes
 
 
+def _usable_photos(photos: list[tuple[str, Path]], size: int, test_fraction: float,
+                   max_scale: float) -> list[tuple[str, Image.Image, int, int]]:
+    """(name, image, test strip height, largest crop side) of each photo big enough for size×size crops."""
+    imgs = [(name, open_image(p)) for name, p in photos]
+    usable = []
+    for name, img in imgs:
+        band = int(round(img.height * test_fraction))
+        max_side = int(min(max_scale * size, band, img.width))
+        if max_side < size:
+            # stacklevel 3: the warning points at load_photo_crops' caller, as before it was split
+            warnings.warn(f"{PHOTO_CROPS}: {name} is too small for {size}×{size} crops; left out", stacklevel=3)
+            continue
+        usable.append((name, img, band, max_side))
+    if len(usable) < 2:
+        raise DataError(f"{PHOTO_CROPS}: too few photos are large enough for size {size}")
+    return usable
+
+
+def _photo_crops(seed: int, size: int, name: str, img: Image.Image, band: int, max_side: int, split: str,
+                 n: int) -> np.ndarray:
+    """``n`` crops of one photo from its ``split`` region, resized to size×size: uint8 (n, size, size, 3)."""
+    gen = generator(seed, size, name, split)
+    top, bottom = (0, img.height - band) if split == "train" else (img.height - band, img.height)
+    boxes = _random_boxes(gen, n, top, bottom, img.width, size, max_side)
+    # Resize from the split's own region: PIL's filter taps reach past a box's
+    # edge, and must not read pixels of the other split.
+    region = img.crop((0, top, img.width, bottom))
+    return np.stack([np.asarray(region.resize((size, size), Image.Resampling.LANCZOS,
+                                              box=(l, t - top, r, b - top)), np.uint8)
+                     for l, t, r, b in boxes])
+
+
+def _photo_split(usable: list[tuple[str, Image.Image, int, int]], split: str, total: int, seed: int, size: int,
+                 workers: int) -> np.ndarray:
+    """``total`` crops of ``split``, shared out evenly over the photos (on ``workers`` threads when > 1)."""
+    k = len(usable)
+    per = [total // k + (1 if i < total % k else 0) for i in range(k)]
+    jobs = [(seed, size, *u, split, per[i]) for i, u in enumerate(usable) if per[i] > 0]
+    if workers > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            parts = list(pool.map(lambda j: _photo_crops(*j), jobs))
+    else:
+        parts = [_photo_crops(*j) for j in jobs]
+    return np.concatenate(parts)
+
+
 def load_photo_crops(
     size: int = 32,
     n_train: int = 50000,
@@ -421,42 +467,9 @@ def load_photo_crops(
     """
     photos = photo_paths()
     workers = _default_workers(workers)
-    imgs = [(name, open_image(p)) for name, p in photos]
-    usable = []
-    for name, img in imgs:
-        band = int(round(img.height * test_fraction))
-        max_side = int(min(max_scale * size, band, img.width))
-        if max_side < size:
-            warnings.warn(f"{PHOTO_CROPS}: {name} is too small for {size}×{size} crops; left out", stacklevel=2)
-            continue
-        usable.append((name, img, band, max_side))
-    if len(usable) < 2:
-        raise DataError(f"{PHOTO_CROPS}: too few photos are large enough for size {size}")
-
-    def crops_for(i: int, name: str, img: Image.Image, band: int, max_side: int, split: str, n: int):
-        gen = generator(seed, size, name, split)
-        top, bottom = (0, img.height - band) if split == "train" else (img.height - band, img.height)
-        boxes = _random_boxes(gen, n, top, bottom, img.width, size, max_side)
-        # Resize from the split's own region: PIL's filter taps reach past a box's
-        # edge, and must not read pixels of the other split.
-        region = img.crop((0, top, img.width, bottom))
-        return np.stack([np.asarray(region.resize((size, size), Image.Resampling.LANCZOS,
-                                                  box=(l, t - top, r, b - top)), np.uint8)
-                         for l, t, r, b in boxes])
-
-    def split_arrays(split: str, total: int) -> np.ndarray:
-        k = len(usable)
-        per = [total // k + (1 if i < total % k else 0) for i in range(k)]
-        jobs = [(i, *u, split, per[i]) for i, u in enumerate(usable) if per[i] > 0]
-        if workers > 1:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                parts = list(pool.map(lambda j: crops_for(*j), jobs))
-        else:
-            parts = [crops_for(*j) for j in jobs]
-        return np.concatenate(parts)
-
-    train = torch.from_numpy(split_arrays("train", n_train)).permute(0, 3, 1, 2).contiguous()
-    test = torch.from_numpy(split_arrays("test", n_test)).permute(0, 3, 1, 2).contiguous()
+    usable = _usable_photos(photos, size, test_fraction, max_scale)
+    train = torch.from_numpy(_photo_split(usable, "train", n_train, seed, size, workers)).permute(0, 3, 1, 2).contiguous()
+    test = torch.from_numpy(_photo_split(usable, "test", n_test, seed, size, workers)).permute(0, 3, 1, 2).contiguous()
     info = {
         "photos": [u[0] for u in usable], "train_crops": len(train), "test_crops": len(test),
         "test_split": f"bottom {test_fraction:.0%} strip of each photo (train crops never touch it)",

@@ -400,8 +400,21 @@ def default_supersample(size: int) -> int:
     return 3 if size <= 32 else 2
 
 
-def render_scenes(factors: np.ndarray, size: int, supersample: int | None = None) -> Scenes:
-    """Render the scenes described by ``factors`` (FACTOR_DTYPE) at size×size."""
+@dataclass
+class _Pose:
+    """Where each scene's object sits and where its light comes from (float32, one row per scene)."""
+
+    shape: np.ndarray  # (N,) int64 index into _SDFS
+    unit: np.ndarray  # (N,) the object's scale in world units
+    radius: np.ndarray  # (N,) its bounding sphere
+    centre: np.ndarray  # (N, 3)
+    cos: np.ndarray  # (N,) of its yaw
+    sin: np.ndarray
+    light: np.ndarray  # (N, 3) unit direction towards the light
+
+
+def _render_args(factors: np.ndarray, size: int, supersample: int | None) -> tuple[np.ndarray, int]:
+    """The factors as an array and the supersampling, or a DataError naming the bad argument."""
     factors = np.asarray(factors)
     if factors.dtype != FACTOR_DTYPE:
         raise DataError("factors must be an array of shapes.FACTOR_DTYPE (see scene_factors)")
@@ -409,11 +422,13 @@ def render_scenes(factors: np.ndarray, size: int, supersample: int | None = None
         raise DataError(f"scene size must be an integer of at least 4, got {size!r}")
     if supersample is not None and (not isinstance(supersample, (int, np.integer)) or supersample < 1):
         raise DataError(f"supersample must be a positive integer, got {supersample!r}")
-    ss = int(supersample or default_supersample(size))
-    view = _view(size * ss)
+    return factors, int(supersample or default_supersample(size))
+
+
+def _pose(factors: np.ndarray) -> _Pose:
+    """Object geometry, placement (kept inside the room) and light direction from the factors."""
     n = len(factors)
     f32 = np.float32
-
     shape = factors["shape"].astype(np.int64)
     geo = _SHAPE_GEOMETRY[shape]
     unit = (UNIT * factors["scale"]).astype(f32)
@@ -423,6 +438,85 @@ def render_scenes(factors: np.ndarray, size: int, supersample: int | None = None
     cos, sin = np.cos(factors["yaw"]).astype(f32), np.sin(factors["yaw"]).astype(f32)
     az, el = factors["light_azimuth"], factors["light_elevation"]
     light = np.stack([np.sin(az) * np.cos(el), np.sin(el), -np.cos(az) * np.cos(el)], -1).astype(f32)
+    return _Pose(shape, unit, radius, centre, cos, sin, light)
+
+
+def _surface_shadow(pose: _Pose, centres: np.ndarray) -> np.ndarray:
+    """Soft shadow of the object on floor and wall at each pixel centre: (N, size²), 1 = lit."""
+    shape, unit, centre, cos, sin, light = pose.shape, pose.unit, pose.centre, pose.cos, pose.sin, pose.light
+    shadow = np.ones((len(shape), len(centres)), np.float32)
+    # Shadow rays that pass near the object (its bounding sphere, widened for the penumbra).
+    img_i, pix_i, t0, t1 = _sphere_hits(centres[None], light[:, None], centre[:, None], 1.5 * pose.radius[:, None])
+    if len(img_i):
+        o = _to_local((centres[pix_i] - centre[img_i]) / unit[img_i, None], cos[img_i], sin[img_i])
+        d = _to_local(light[img_i], cos[img_i], sin[img_i])
+        t_a, t_b = t0 / unit[img_i], t1 / unit[img_i]
+        vis = np.ones(len(img_i), np.float32)
+        for g, sel in _groups(shape[img_i], len(_SDFS)):
+            vis[sel] = _soft_shadow(_SDFS[g], o[sel], d[sel], t_a[sel], t_b[sel])
+        shadow[img_i, pix_i] = vis
+    return shadow
+
+
+def _contact_occlusion(pose: _Pose, centres: np.ndarray) -> np.ndarray:
+    """Floor and wall darken where the object almost touches them: (N, size²), 1 = open."""
+    shape, unit, centre, cos, sin = pose.shape, pose.unit, pose.centre, pose.cos, pose.sin
+    occlusion = np.ones((len(shape), len(centres)), np.float32)
+    reach = pose.radius + 1.0 * unit
+    dx, dy, dz = (centres[None, :, k] - centre[:, k, None] for k in range(3))
+    img_i, pix_i = np.nonzero(dx * dx + dy * dy + dz * dz < (reach * reach)[:, None])
+    if len(img_i):
+        o = _to_local((centres[pix_i] - centre[img_i]) / unit[img_i, None], cos[img_i], sin[img_i])
+        occ = np.ones(len(img_i), np.float32)
+        for g, sel in _groups(shape[img_i], len(_SDFS)):
+            occ[sel] = 1.0 - 0.6 * np.exp(-4.0 * np.maximum(_SDFS[g](o[sel]), 0.0))
+        occlusion[img_i, pix_i] = occ
+    return occlusion
+
+
+def _surface_light(pose: _Pose, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Light per unit albedo at each pixel centre (size², 3) on the floor and on the wall: (N, size²) each."""
+    light = pose.light
+    lit = np.clip(np.stack([light[:, 1], -light[:, 2]], -1), 0.0, 1.0)  # Lambert: floor normal +y, wall −z
+    shadow = _surface_shadow(pose, centres)
+    occlusion = _contact_occlusion(pose, centres)
+    floor_i = (AMBIENT + (1 - AMBIENT) * lit[:, :1] * shadow) * occlusion
+    wall_i = (AMBIENT + (1 - AMBIENT) * lit[:, 1:] * shadow) * occlusion
+    return floor_i, wall_i
+
+
+def _object_hits(pose: _Pose, view_dirs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sphere tracing on the view rays that meet the object's bounding sphere.
+
+    Returns the (image, supersample) index of each ray that hits, and the world normal there."""
+    shape, unit, centre, cos, sin = pose.shape, pose.unit, pose.centre, pose.cos, pose.sin
+    f32 = np.float32
+    img_i, pix_i, t0, t1 = _sphere_hits(CAMERA.astype(f32), view_dirs[None], centre[:, None], pose.radius[:, None])
+    if not len(img_i):
+        return img_i, pix_i, np.zeros((0, 3), f32)
+    s_i = shape[img_i]
+    o_w = (CAMERA.astype(f32) - centre[img_i]) / unit[img_i, None]
+    o = _to_local(o_w, cos[img_i], sin[img_i])
+    d = _to_local(view_dirs[pix_i], cos[img_i], sin[img_i])
+    t_a, t_b = t0 / unit[img_i], t1 / unit[img_i]
+    hit = np.zeros(len(img_i), bool)
+    nrm = np.zeros((len(img_i), 3), f32)
+    for g, sel in _groups(s_i, len(_SDFS)):
+        h, t = _march(_SDFS[g], o[sel], d[sel], t_a[sel], t_b[sel])
+        hs = sel[h]
+        hit[hs] = True
+        nrm[hs] = _normals(_SDFS[g], o[hs] + t[h, None] * d[hs])
+    img_h, pix_h = img_i[hit], pix_i[hit]
+    return img_h, pix_h, _to_world(nrm[hit], cos[img_h], sin[img_h])
+
+
+def render_scenes(factors: np.ndarray, size: int, supersample: int | None = None) -> Scenes:
+    """Render the scenes described by ``factors`` (FACTOR_DTYPE) at size×size."""
+    factors, ss = _render_args(factors, size, supersample)
+    view = _view(size * ss)
+    n = len(factors)
+    f32 = np.float32
+    pose = _pose(factors)
 
     # ---- floor and wall: Lambert × soft shadow × contact occlusion × distance fall-off.
     # Floor and wall are planes under a directional light, so their Lambert term is one
@@ -433,33 +527,7 @@ def render_scenes(factors: np.ndarray, size: int, supersample: int | None = None
     film = _film(size, ss)
     floor_alb = hsv_to_rgb(factors["floor_hue"], FLOOR_SATURATION)
     wall_alb = hsv_to_rgb(factors["wall_hue"], WALL_SATURATION)
-    lit = np.clip(np.stack([light[:, 1], -light[:, 2]], -1), 0.0, 1.0)  # Lambert: floor normal +y, wall −z
-    centres = film.centres.points  # (size², 3)
-    shadow = np.ones((n, size * size), f32)
-    occlusion = np.ones((n, size * size), f32)
-    # Shadow rays that pass near the object (its bounding sphere, widened for the penumbra).
-    img_i, pix_i, t0, t1 = _sphere_hits(centres[None], light[:, None], centre[:, None], 1.5 * radius[:, None])
-    if len(img_i):
-        o = _to_local((centres[pix_i] - centre[img_i]) / unit[img_i, None], cos[img_i], sin[img_i])
-        d = _to_local(light[img_i], cos[img_i], sin[img_i])
-        t_a, t_b = t0 / unit[img_i], t1 / unit[img_i]
-        vis = np.ones(len(img_i), f32)
-        for g, sel in _groups(shape[img_i], len(_SDFS)):
-            vis[sel] = _soft_shadow(_SDFS[g], o[sel], d[sel], t_a[sel], t_b[sel])
-        shadow[img_i, pix_i] = vis
-    # Contact occlusion: floor and wall darken where the object almost touches them.
-    reach = radius + 1.0 * unit
-    dx, dy, dz = (centres[None, :, k] - centre[:, k, None] for k in range(3))
-    img_i, pix_i = np.nonzero(dx * dx + dy * dy + dz * dz < (reach * reach)[:, None])
-    if len(img_i):
-        o = _to_local((centres[pix_i] - centre[img_i]) / unit[img_i, None], cos[img_i], sin[img_i])
-        occ = np.ones(len(img_i), f32)
-        for g, sel in _groups(shape[img_i], len(_SDFS)):
-            occ[sel] = 1.0 - 0.6 * np.exp(-4.0 * np.maximum(_SDFS[g](o[sel]), 0.0))
-        occlusion[img_i, pix_i] = occ
-    # Light per unit albedo at each pixel centre, per surface: (N, size²).
-    floor_i = (AMBIENT + (1 - AMBIENT) * lit[:, :1] * shadow) * occlusion
-    wall_i = (AMBIENT + (1 - AMBIENT) * lit[:, 1:] * shadow) * occlusion
+    floor_i, wall_i = _surface_light(pose, film.centres.points)
     floor_light = floor_i * film.floor_falloff  # box-filtered over the pixel's floor supersamples
     wall_light = wall_i * film.wall_falloff
     floor_cov = np.repeat(film.floor_cover[None], n, 0)
@@ -468,23 +536,9 @@ def render_scenes(factors: np.ndarray, size: int, supersample: int | None = None
     obj_cov = np.zeros((n, size * size), f32)
     obj_light = np.zeros((n, size * size), f32)
     obj_spec = np.zeros((n, size * size), f32)
-    img_i, pix_i, t0, t1 = _sphere_hits(CAMERA.astype(f32), view.dirs[None], centre[:, None], radius[:, None])
-    if len(img_i):
-        s_i = shape[img_i]
-        o_w = (CAMERA.astype(f32) - centre[img_i]) / unit[img_i, None]
-        o = _to_local(o_w, cos[img_i], sin[img_i])
-        d = _to_local(view.dirs[pix_i], cos[img_i], sin[img_i])
-        t_a, t_b = t0 / unit[img_i], t1 / unit[img_i]
-        hit = np.zeros(len(img_i), bool)
-        nrm = np.zeros((len(img_i), 3), f32)
-        for g, sel in _groups(s_i, len(_SDFS)):
-            h, t = _march(_SDFS[g], o[sel], d[sel], t_a[sel], t_b[sel])
-            hs = sel[h]
-            hit[hs] = True
-            nrm[hs] = _normals(_SDFS[g], o[hs] + t[h, None] * d[hs])
-        img_h, pix_h = img_i[hit], pix_i[hit]
-        nw = _to_world(nrm[hit], cos[img_h], sin[img_h])
-        lw = light[img_h]
+    img_h, pix_h, nw = _object_hits(pose, view.dirs)
+    if len(img_h):
+        lw = pose.light[img_h]
         lam = np.clip((nw * lw).sum(-1), 0.0, 1.0)
         half_v = lw - view.dirs[pix_h]
         half_v /= np.linalg.norm(half_v, axis=-1, keepdims=True)

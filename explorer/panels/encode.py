@@ -95,7 +95,27 @@ class EncodePanel(QWidget):
         # or session file dropped on this tab opens as such rather than as a bad image.
         self.drop_handler: Callable[[list[str]], None] = self.add_paths
 
-        # ---- left: the loaded images
+        left = self._build_left()
+        top = self._build_image_row()
+        lv_controls = self._build_level_controls()
+        bar_row = self._build_levels()
+        right = self._build_right(top, lv_controls, bar_row)
+
+        split = QSplitter()
+        split.addWidget(left)
+        split.addWidget(right)
+        split.setStretchFactor(1, 1)
+        lay = QHBoxLayout(self)
+        lay.addWidget(split)
+
+        hub.images_changed.connect(self.refresh_list)
+        hub.current_changed.connect(self._select)
+        hub.model_changed.connect(self._rebuild_level_views)
+        self._rebuild_level_views()
+        self.refresh_list()
+
+    def _build_left(self) -> QWidget:
+        """Left: the loaded images and the buttons that add, crop and remove them."""
         self.list = QListWidget()
         self.list.setIconSize(QSize(48, 48))
         self.list.setSpacing(2)
@@ -109,11 +129,11 @@ class EncodePanel(QWidget):
         folder_btn.clicked.connect(self.browse_folder)
         self.examples_btn = QPushButton("Example photos")
         self.examples_btn.setToolTip("Photos that ship with scikit-image / scikit-learn (if installed)")
-        self.examples_btn.clicked.connect(hub.load_examples)
+        self.examples_btn.clicked.connect(self.hub.load_examples)
         remove_btn = QPushButton("Remove")
         remove_btn.clicked.connect(lambda: self.hub.remove_image(self.list.currentRow()))
         clear_btn = QPushButton("Clear")
-        clear_btn.clicked.connect(hub.clear_images)
+        clear_btn.clicked.connect(self.hub.clear_images)
         self.crop_btn = QPushButton("Crop…")
         self.crop_btn.setToolTip("Choose which part of the image is encoded (default: centre crop)")
         self.crop_btn.clicked.connect(self.open_crop_dialog)
@@ -137,8 +157,10 @@ class EncodePanel(QWidget):
         ll.addWidget(self.hint)
         left.setMinimumWidth(220)
         left.setMaximumWidth(320)
+        return left
 
-        # ---- right: the selected image
+    def _build_image_row(self) -> QHBoxLayout:
+        """Right, top: the selected image, its reconstruction and its numbers."""
         self.original = ImageView("Input x (fitted)", placeholder="drop an image")
         self.recon = ImageView("Reconstruction g(f(x))", placeholder="")
         self.stats = QLabel("—")
@@ -151,7 +173,10 @@ class EncodePanel(QWidget):
         top.addWidget(self.original, 1)
         top.addWidget(self.recon, 1)
         top.addWidget(self.stats, 1)
+        return top
 
+    def _build_level_controls(self) -> QHBoxLayout:
+        """How the latent levels are drawn: mode, channel, scale, colours."""
         self.mode = QComboBox()
         for data, label in MODES:
             self.mode.addItem(label, data)
@@ -187,6 +212,10 @@ class EncodePanel(QWidget):
         lv_controls.addWidget(self.scale)
         lv_controls.addWidget(QLabel("colours"))
         lv_controls.addWidget(self.cmap)
+        return lv_controls
+
+    def _build_levels(self) -> QHBoxLayout:
+        """The row the level maps go in (filled per model) and the colour bar under it."""
         self.levels_row = QHBoxLayout()
         self.level_views: list[LatentLevelView] = []
         self.colorbar = ColorBar()
@@ -196,7 +225,10 @@ class EncodePanel(QWidget):
         bar_row.addWidget(self.colorbar_label)
         bar_row.addWidget(self.colorbar, 1)
         self._raw_cache: tuple[object, list[np.ndarray]] | None = None
+        return bar_row
 
+    def _build_right(self, top: QHBoxLayout, lv_controls: QHBoxLayout, bar_row: QHBoxLayout) -> QWidget:
+        """Right: the image row over the latent levels."""
         right = QWidget()
         rl = QVBoxLayout(right)
         rl.setContentsMargins(0, 0, 0, 0)
@@ -204,19 +236,7 @@ class EncodePanel(QWidget):
         rl.addLayout(lv_controls)
         rl.addLayout(self.levels_row, 4)
         rl.addLayout(bar_row)
-
-        split = QSplitter()
-        split.addWidget(left)
-        split.addWidget(right)
-        split.setStretchFactor(1, 1)
-        lay = QHBoxLayout(self)
-        lay.addWidget(split)
-
-        hub.images_changed.connect(self.refresh_list)
-        hub.current_changed.connect(self._select)
-        hub.model_changed.connect(self._rebuild_level_views)
-        self._rebuild_level_views()
-        self.refresh_list()
+        return right
 
     # ---------------------------------------------------------------- loading
     def add_paths(self, paths: list[str]) -> None:

@@ -117,7 +117,29 @@ class ManifoldPanel(QWidget):
         self._committed_anchors = list(self.session.anchors)
         self._anchor_generation = self.session.model_generation
 
-        # ---- anchors
+        slots_grid, fill_row = self._build_anchors()
+        angles_box, pad_help = self._build_angles()
+        out_box = self._build_grid_export()
+        left = self._build_left(slots_grid, fill_row, angles_box, out_box)
+        split = self._build_views(pad_help)
+
+        lay = QHBoxLayout(self)
+        lay.addWidget(left)
+        lay.addWidget(split, 1)
+
+        self.grid_view.glw.scene().sigMouseClicked.connect(self._grid_clicked)
+
+        self._build_timers()
+        self._build_shortcuts()
+
+        hub.anchors_changed.connect(self.refresh_anchors)
+        hub.model_changed.connect(self._model_changed)
+        hub.session_restored.connect(lambda: self.set_angles(*self.session.angles.as_tuple()))
+        self.refresh_anchors()
+        self._update_weights()
+
+    def _build_anchors(self) -> tuple[QGridLayout, QHBoxLayout]:
+        """The eight anchor slots and the buttons that fill them."""
         self.slots: list[AnchorSlot] = []
         slots_grid = QGridLayout()
         slots_grid.setSpacing(4)
@@ -129,10 +151,10 @@ class ManifoldPanel(QWidget):
             slots_grid.addWidget(slot, i // 4, i % 4)
         fill_images = QPushButton("From encoded images")
         fill_images.setToolTip("z1…z8 = the first eight images of the Encode tab")
-        fill_images.clicked.connect(hub.fill_anchors_from_images)
+        fill_images.clicked.connect(self.hub.fill_anchors_from_images)
         fill_samples = QPushButton("New samples")
         fill_samples.setToolTip("Eight fresh model samples")
-        fill_samples.clicked.connect(lambda: hub.sample_anchors(list(range(N_ANCHORS)),
+        fill_samples.clicked.connect(lambda: self.hub.sample_anchors(list(range(N_ANCHORS)),
                                                                 temperature=self.sample_t.value()))
         self.sample_t = QDoubleSpinBox()
         self.sample_t.setRange(0.0, 2.0)
@@ -144,8 +166,10 @@ class ManifoldPanel(QWidget):
         fill_row.addWidget(fill_images)
         fill_row.addWidget(fill_samples)
         fill_row.addWidget(self.sample_t)
+        return slots_grid, fill_row
 
-        # ---- angles
+    def _build_angles(self) -> tuple[QGroupBox, QLabel]:
+        """The angle pad (placed under the view), one slider per angle, animation step and weights."""
         self.controls: dict[str, AngleControl] = {}
         angles_box = QGroupBox("Angles (degrees)")
         al = QVBoxLayout(angles_box)
@@ -187,8 +211,10 @@ class ManifoldPanel(QWidget):
         # lay out the whole window again each time
         self.weights.setFixedSize(366, 32)
         al.addWidget(self.weights)
+        return angles_box, pad_help
 
-        # ---- grid and export
+    def _build_grid_export(self) -> QGroupBox:
+        """Grid render and sweep / frame export."""
         out_box = QGroupBox("Grid and export")
         ol = QVBoxLayout(out_box)
         self.grid_btn = QPushButton(f"Render {self.GRID_N}×{self.GRID_N} grid over (φ, φ′)")
@@ -208,7 +234,11 @@ class ManifoldPanel(QWidget):
         row.addWidget(sweep_btn)
         ol.addLayout(row)
         ol.addWidget(save_btn)
+        return out_box
 
+    def _build_left(self, slots_grid: QGridLayout, fill_row: QHBoxLayout, angles_box: QGroupBox,
+                    out_box: QGroupBox) -> QWidget:
+        """The fixed-width left column."""
         left = QWidget()
         ll = QVBoxLayout(left)
         ll.setContentsMargins(0, 0, 0, 0)
@@ -219,7 +249,10 @@ class ManifoldPanel(QWidget):
         ll.addWidget(out_box)
         ll.addStretch(1)
         left.setFixedWidth(400)
+        return left
 
+    def _build_views(self, pad_help: QLabel) -> QSplitter:
+        """The interpolated view with the pad under it, beside the grid view."""
         self.view = ImageView("z(φ, φ′, φ″)", placeholder="fill the eight anchors")
         self.grid_view = ImageView(f"{self.GRID_N}×{self.GRID_N} grid over (φ, φ′)",
                                    placeholder="press “Render grid”")
@@ -235,13 +268,10 @@ class ManifoldPanel(QWidget):
         split.addWidget(view_col)
         split.addWidget(self.grid_view)
         split.setSizes([600, 500])
+        return split
 
-        lay = QHBoxLayout(self)
-        lay.addWidget(left)
-        lay.addWidget(split, 1)
-
-        self.grid_view.glw.scene().sigMouseClicked.connect(self._grid_clicked)
-
+    def _build_timers(self) -> None:
+        """Animation, undo settling, caption and readout timers."""
         self.timer = QTimer(self)
         self.timer.setInterval(25)
         self.timer.timeout.connect(self._tick)
@@ -258,6 +288,8 @@ class ManifoldPanel(QWidget):
         self._readout_timer.setInterval(250)
         self._readout_timer.timeout.connect(self._update_readout)
 
+    def _build_shortcuts(self) -> None:
+        """Keys that act anywhere inside the panel."""
         ctx = Qt.ShortcutContext.WidgetWithChildrenShortcut
         for seq, slot in ((Qt.Key.Key_Space, self.toggle_play), (Qt.Key.Key_Home, self.reset_angles),
                           (QKeySequence.StandardKey.Undo, self.undo), (QKeySequence("Ctrl+Shift+Z"), self.redo),
@@ -265,12 +297,6 @@ class ManifoldPanel(QWidget):
             sc = QShortcut(QKeySequence(seq), self)
             sc.setContext(ctx)
             sc.activated.connect(slot)
-
-        hub.anchors_changed.connect(self.refresh_anchors)
-        hub.model_changed.connect(self._model_changed)
-        hub.session_restored.connect(lambda: self.set_angles(*self.session.angles.as_tuple()))
-        self.refresh_anchors()
-        self._update_weights()
 
     # ---------------------------------------------------------------- anchors
     def refresh_anchors(self) -> None:

@@ -131,6 +131,23 @@ class ModelPanel(QWidget):
         self.hub = hub
         self.session = hub.session
 
+        left = self._build_left()
+        right = self._build_samples()
+
+        lay = QHBoxLayout(self)
+        leftw = QWidget()
+        leftw.setLayout(left)
+        leftw.setMaximumWidth(560)
+        lay.addWidget(leftw, 2)
+        lay.addLayout(right, 3)
+
+        hub.model_changed.connect(self.refresh)
+        hub.model_loading.connect(self._loading)
+        hub.model_failed.connect(lambda msg: self.refresh())
+        self.refresh()
+
+    def _build_left(self) -> QVBoxLayout:
+        """Left: the model's name, the open buttons, its card and the recent models."""
         self.header = QLabel("No model open")
         self.header.setStyleSheet("font-size: 18px; font-weight: 600;")
         self.subheader = QLabel()
@@ -141,7 +158,24 @@ class ModelPanel(QWidget):
         self.default_btn = QPushButton("Open default model")
         self.default_btn.setToolTip(str(nc.default_model_path()))
         self.default_btn.clicked.connect(lambda: self.open_requested.emit(str(nc.default_model_path())))
+        card = self._build_card()
+        recent_box = self._build_recent()
 
+        left = QVBoxLayout()
+        left.addWidget(self.header)
+        left.addWidget(self.subheader)
+        row = QHBoxLayout()
+        row.addWidget(open_btn)
+        row.addWidget(self.default_btn)
+        row.addStretch(1)
+        left.addLayout(row)
+        left.addWidget(card)
+        left.addWidget(recent_box)
+        left.addStretch(1)
+        return left
+
+    def _build_card(self) -> QGroupBox:
+        """One selectable label per fact about the open model (filled by refresh)."""
         self.fields: dict[str, QLabel] = {}
         form = QFormLayout()
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
@@ -156,26 +190,20 @@ class ModelPanel(QWidget):
             form.addRow(f"{label}:", lab)
         card = QGroupBox("Model card")
         card.setLayout(form)
+        return card
 
+    def _build_recent(self) -> QGroupBox:
+        """Recently opened models; double-click opens one."""
         self.recent = QListWidget()
         self.recent.setToolTip("Double-click to open")
         self.recent.itemActivated.connect(lambda it: self.open_requested.emit(it.data(Qt.ItemDataRole.UserRole)))
         self.recent.setMaximumHeight(150)
         recent_box = QGroupBox("Recent models")
         QVBoxLayout(recent_box).addWidget(self.recent)
+        return recent_box
 
-        left = QVBoxLayout()
-        left.addWidget(self.header)
-        left.addWidget(self.subheader)
-        row = QHBoxLayout()
-        row.addWidget(open_btn)
-        row.addWidget(self.default_btn)
-        row.addStretch(1)
-        left.addLayout(row)
-        left.addWidget(card)
-        left.addWidget(recent_box)
-        left.addStretch(1)
-
+    def _build_samples(self) -> QVBoxLayout:
+        """Right: a grid of samples with temperature, seed and re-roll."""
         self.samples = ImageView("Samples", placeholder="no model")
         self.temperature = QDoubleSpinBox()
         self.temperature.setRange(0.0, 2.0)
@@ -197,18 +225,7 @@ class ModelPanel(QWidget):
         right = QVBoxLayout()
         right.addWidget(self.samples, 1)
         right.addLayout(controls)
-
-        lay = QHBoxLayout(self)
-        leftw = QWidget()
-        leftw.setLayout(left)
-        leftw.setMaximumWidth(560)
-        lay.addWidget(leftw, 2)
-        lay.addLayout(right, 3)
-
-        hub.model_changed.connect(self.refresh)
-        hub.model_loading.connect(self._loading)
-        hub.model_failed.connect(lambda msg: self.refresh())
-        self.refresh()
+        return right
 
     # ---------------------------------------------------------------- state
     def _loading(self, path: str) -> None:

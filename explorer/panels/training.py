@@ -169,14 +169,41 @@ class TrainingPanel(QWidget):
 
     # ================================================================== UI
     def _build(self) -> None:
+        """Settings on the left, live progress on the right; each part is built by one method below."""
+        d = self._default_config()
+        boxes = (self._build_data_box(), self._build_model_box(d), self._build_opt_box(d), self._build_out_box())
+        scroll = self._build_settings_scroll(boxes)
+        buttons = self._build_controls()
+        left_w = self._build_left(scroll, buttons)
+        stats = self._build_status()
+        self._build_plot()
+        right_split = self._build_samples_and_log()
+
+        right = QVBoxLayout()
+        right.addLayout(stats)
+        right.addWidget(self.progress)
+        right.addWidget(self.state_label)
+        right.addWidget(right_split, 1)
+
+        layout = QHBoxLayout(self)
+        layout.addWidget(left_w)
+        layout.addLayout(right, 1)
+
+        self._wire()
+        self._update_buttons()
+
+    def _default_config(self) -> TrainConfig:
+        """The form's starting values: the paper's, or a smaller net when there is no GPU."""
         d = TrainConfig()
         if not torch.cuda.is_available():
             # Without a GPU the paper's 32-wide, 4-block net trains at ~24 images/s here;
             # start from the shipped default model's size, which learns in an hour.
             d = dataclasses.replace(d, width=16, blocks=2, max_width=64, steps=3000, eval_every=250,
                                     sample_every=500)
+        return d
 
-        # ---- data
+    def _build_data_box(self) -> QGroupBox:
+        """Which images to train on: a built-in data set or a folder, and how to crop them."""
         # use_photos: "a built-in data set" (the name predates the second one); which one: self.builtin.
         self.use_photos = QRadioButton("Built-in:")
         self.builtin = QComboBox()
@@ -215,8 +242,10 @@ class TrainingPanel(QWidget):
         crop_form = QFormLayout()
         crop_form.addRow("Crops:", self.crop)
         data_l.addLayout(crop_form)
+        return data_box
 
-        # ---- model
+    def _build_model_box(self, d: TrainConfig) -> QGroupBox:
+        """The flow's architecture."""
         self.size_box = _spin(4, 1024, d.size, 4, "Training image size (square)")
         self.size_box.setSuffix(" px")
         self.width_box = _spin(1, 1024, d.width, 8, "Features of the s/t ResNets at the first scale (doubles per scale)")
@@ -239,8 +268,10 @@ class TrainingPanel(QWidget):
         norm_form.addRow("Normalisation:", self.norm)
         model_l.addLayout(norm_form)
         model_l.addWidget(self.model_hint)
+        return model_box
 
-        # ---- optimisation
+    def _build_opt_box(self, d: TrainConfig) -> QGroupBox:
+        """Optimiser, device and how often to evaluate, sample and checkpoint."""
         self.batch = _spin(1, 4096, d.batch_size, 8, "Images per step")
         self.lr = LearningRateBox()
         self.lr.setValue(d.lr)
@@ -266,8 +297,10 @@ class TrainingPanel(QWidget):
         opt_l.addLayout(_pairs([("Evaluate:", self.eval_every), ("on images:", self.eval_images),
                                 ("Samples:", self.sample_every), ("how many:", self.n_samples),
                                 ("Checkpoint:", self.checkpoint_every)]))
+        return opt_box
 
-        # ---- output
+    def _build_out_box(self) -> QGroupBox:
+        """Where the run is written, and whether to resume the one there."""
         # Runs are the application's data (QStandardPaths), or where the user last put one: never the CWD.
         self.out = QLineEdit(str(dialogs.folder_for("training-output") / time.strftime("train-%Y%m%d-%H%M%S")))
         self.out.setToolTip("Checkpoints, sample grids, metrics.jsonl and the final model go here")
@@ -286,7 +319,11 @@ class TrainingPanel(QWidget):
         out_l.addLayout(out_row)
         out_l.addWidget(self.resume_box)
         out_l.addWidget(self.out_hint)
+        return out_box
 
+    def _build_settings_scroll(self, boxes: tuple[QGroupBox, ...]) -> QScrollArea:
+        """The settings boxes in one scrollable pane (locked as a whole while a run goes on)."""
+        data_box, model_box, opt_box, out_box = boxes
         settings = QWidget()
         self.settings_pane = settings  # locked (disabled) while a run is going on
         sl = QVBoxLayout(settings)
@@ -299,8 +336,10 @@ class TrainingPanel(QWidget):
         scroll.setWidgetResizable(True)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        return scroll
 
-        # ---- controls
+    def _build_controls(self) -> QGridLayout:
+        """Start / Pause / Stop / Open buttons and the problem line above them."""
         self.start_button = QPushButton("Start")
         self.start_button.clicked.connect(self.start)
         self.pause_button = QPushButton("Pause")
@@ -319,7 +358,10 @@ class TrainingPanel(QWidget):
         self.problem = QLabel()
         self.problem.setWordWrap(True)
         self.problem.setStyleSheet(f"color: {ERROR_COLOR};")
+        return buttons
 
+    def _build_left(self, scroll: QScrollArea, buttons: QGridLayout) -> QWidget:
+        """The fixed-width left column: settings, the locked note, problems, buttons."""
         self.locked_note = QLabel("The settings show the running configuration and are locked until the run "
                                   "stops (Stop saves a checkpoint; tick Resume to continue with new steps).")
         self.locked_note.setWordWrap(True)
@@ -333,8 +375,10 @@ class TrainingPanel(QWidget):
         left_w = QWidget()
         left_w.setLayout(left)
         left_w.setFixedWidth(420)
+        return left_w
 
-        # ---- status line: small captions over values, like a dashboard
+    def _build_status(self) -> QHBoxLayout:
+        """Status line (small captions over values, like a dashboard), progress bar and state text."""
         stats = QHBoxLayout()
         stats.setSpacing(18)
         self.step_label = self._stat(stats, "Step")
@@ -351,8 +395,10 @@ class TrainingPanel(QWidget):
         self.state_label = QLabel("Idle.")
         self.state_label.setWordWrap(True)
         self.state_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        return stats
 
-        # ---- curves
+    def _build_plot(self) -> None:
+        """The train / test bits-per-dimension curves."""
         self.plot = pg.PlotWidget()
         self.plot.setTitle("Bits per dimension (lower is better)", size="10pt")
         self.plot.setLabel("left", "bits/dim")
@@ -364,7 +410,8 @@ class TrainingPanel(QWidget):
                                          symbolBrush=TEST_COLOR, symbolPen=None, name="test")
         self._theme_plot()
 
-        # ---- samples + log
+    def _build_samples_and_log(self) -> QSplitter:
+        """Sample preview and trainer log under the curves."""
         self.sample_view = pg.GraphicsLayoutWidget()
         self.sample_view.setBackground("#202124")
         self.sample_title = self.sample_view.addLabel("Samples appear here during training", color="#ddd",
@@ -385,17 +432,10 @@ class TrainingPanel(QWidget):
         right_split.addWidget(self.plot)
         right_split.addWidget(bottom)
         right_split.setSizes([380, 320])
+        return right_split
 
-        right = QVBoxLayout()
-        right.addLayout(stats)
-        right.addWidget(self.progress)
-        right.addWidget(self.state_label)
-        right.addWidget(right_split, 1)
-
-        layout = QHBoxLayout(self)
-        layout.addWidget(left_w)
-        layout.addLayout(right, 1)
-
+    def _wire(self) -> None:
+        """Every setting re-validates the form when it changes."""
         for box in (self.size_box, self.width_box, self.blocks, self.scales, self.max_width, self.batch, self.steps,
                     self.eval_every, self.eval_images, self.sample_every, self.n_samples, self.checkpoint_every):
             box.valueChanged.connect(self._validate)
@@ -406,7 +446,6 @@ class TrainingPanel(QWidget):
             edit.textChanged.connect(self._validate)
         self.use_photos.toggled.connect(self._validate)
         self.resume_box.toggled.connect(self._resume_toggled)
-        self._update_buttons()
 
     def _theme_plot(self) -> None:
         """Plot colours from the widget palette, so the curves sit in light and dark themes alike."""

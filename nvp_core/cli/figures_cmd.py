@@ -100,13 +100,6 @@ FILES = (*(f"samples_temp{t:g}.png" for t in TEMPERATURES), *(f"samples_{s}x.png
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..angles import TWO_PI
-    from ..figures import (
-        anchors_from_images, extrapolation_images, infoloss_grid, infoloss_images, infoloss_labels, manifold_grid,
-        manifold_sweep, upscale,
-    )
-    from ..pipeline import infoloss_level_sets, sample_images
-    from ..images import grid
     from . import common
 
     flow = common.load_model(args.model, args.device)
@@ -118,7 +111,6 @@ def run(args: argparse.Namespace) -> int:
     s = flow.config.image_size
     zoom = args.zoom or max(1, round(128 / s))
     size_zoom = max(1, round(64 / s))  # 1×/2×/10× and the manifold share one pixel scale
-    bs = args.batch_size
     print(f"figures of {common.describe(flow)} → {out}/ (seed {args.seed})")
 
     # Images first: a missing data set fails before minutes of decoding.
@@ -128,10 +120,24 @@ def run(args: argparse.Namespace) -> int:
     else:
         images, source = _test_images(flow, s, count)
 
+    _sample_figures(flow, args, out, zoom, size_zoom)
+    _infoloss_figure(flow, args, out, images, source, zoom)
+    _manifold_figures(flow, args, out, images, source, size_zoom)
+    return 0
+
+
+def _sample_figures(flow, args: argparse.Namespace, out: Path, zoom: int, size_zoom: int) -> None:
+    """Sample grids at each temperature, and samples at 1×, 2×, … the training size."""
+    from ..figures import extrapolation_images, upscale
+    from ..images import grid
+    from ..pipeline import sample_images
+    from . import common
+
+    s = flow.config.image_size
     cols = min(8, args.n)
     for t in TEMPERATURES:
         with common.progress_bar(args.n, f"samples T={t:g}") as update:
-            x = sample_images(flow, args.n, s, s, t, args.seed, bs, update)
+            x = sample_images(flow, args.n, s, s, t, args.seed, args.batch_size, update)
         _write(out / f"samples_temp{t:g}.png", grid(upscale(x, zoom), cols=cols),
                f"{args.n} samples at temperature {t:g}")
 
@@ -142,14 +148,31 @@ def run(args: argparse.Namespace) -> int:
         _write(out / f"samples_{scale}x.png", grid(upscale(x, size_zoom), cols=n),
                f"{n} sample(s) at {scale}× ({scale * s}×{scale * s}), T=0.7")
 
+
+def _infoloss_figure(flow, args: argparse.Namespace, out: Path, images: np.ndarray, source: str,
+                     zoom: int) -> None:
+    """Rows of images with one column per set of latent levels replaced by noise."""
+    from ..figures import infoloss_grid, infoloss_images, infoloss_labels
+    from ..pipeline import infoloss_level_sets
+    from . import common
+
     rows = images[:args.rows]
     levels = flow.config.scales
     columns = len(infoloss_level_sets(levels))
     with common.progress_bar(len(rows) * columns, "information loss") as update:
-        cols_arr = infoloss_images(flow, rows, 1.0, args.seed, "noise", False, bs, update)
+        cols_arr = infoloss_images(flow, rows, 1.0, args.seed, "noise", False, args.batch_size, update)
     _write(out / "infoloss.png", infoloss_grid(cols_arr, zoom=zoom, labels=infoloss_labels(levels)),
            f"{len(rows)} {source} images; columns {', '.join(infoloss_labels(levels))}")
 
+
+def _manifold_figures(flow, args: argparse.Namespace, out: Path, images: np.ndarray, source: str,
+                      size_zoom: int) -> None:
+    """An 8×8 grid over (φ, φ') through eight of the images, and a sweep of φ'' as a GIF."""
+    from ..angles import TWO_PI
+    from ..figures import anchors_from_images, manifold_grid, manifold_sweep
+    from . import common
+
+    bs = args.batch_size
     anchors = anchors_from_images(flow, _pick_anchors(images))
     span, endpoint = (TWO_PI, False) if args.grid_span == "full" else (math.pi / 2, True)
     with common.progress_bar(64, "manifold grid") as update:
@@ -162,7 +185,6 @@ def run(args: argparse.Namespace) -> int:
     path = out / "manifold_sweep.gif"
     common.write_animation(frames, path, fps=8)
     print(f"  {path.name:<24} {frames.shape[2]}×{frames.shape[1]}  {args.frames} frames, φ'' over [0, 2π)")
-    return 0
 
 
 def _pick_anchors(images: np.ndarray) -> np.ndarray:
