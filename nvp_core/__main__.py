@@ -1,8 +1,11 @@
+import os
 import sys
 
 try:
-    from .cli import main
+    from .cli import run
 except KeyboardInterrupt:  # Ctrl-C before the CLI's own handler is in place: still no traceback
-    sys.exit(130)
+    sys.stderr.write("nvp: interrupted\n")
+    sys.stderr.flush()
+    os._exit(130)  # no finalisation of half-imported modules (see nvp_core.cli.run)
 
-sys.exit(main())
+run()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import signal
 import sys
 
@@ -88,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             parser = build_parser(name)
             args = parser.parse_args(argv)
             name = args.command
+            _import_torch_deferring_interrupts()
             return int(args.func(args) or 0)
         except NVPError as exc:
             _say(f"{_prog(name)}: error: {exc}")
@@ -112,6 +114,30 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def _import_torch_deferring_interrupts() -> None:
+    """Import torch with Ctrl-C held back until it is done, then act on it.
+
+    A KeyboardInterrupt raised inside one of the pybind11 callbacks that run while torch
+    loads cannot be caught in Python: pybind11 throws it through C++ code that may not
+    throw, and the process aborts (status −6, "terminate called … error_already_set"),
+    about 1 time in 3 when Ctrl-C came in the first second. So the import runs under a
+    handler that only notes the signal; the interrupt is raised after the import."""
+    if "torch" in sys.modules:
+        return
+    noted: list[int] = []
+    try:
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: noted.append(signum))
+    except ValueError:  # not the main thread: signals are not ours to hold
+        previous = None
+    try:
+        import torch  # noqa: F401 - the import is the point
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    if noted:
+        raise KeyboardInterrupt
+
+
 def _forget_unhandled_interrupt() -> None:
     """Keep exit code 130 for a Ctrl-C that landed while torch was importing.
 
@@ -129,5 +155,19 @@ def _forget_unhandled_interrupt() -> None:
         pass
 
 
+def run() -> None:
+    """The `nvp` program: :func:`main`, then exit with its status.
+
+    After a Ctrl-C (status 130) the interpreter's finalisation is skipped: an interrupt
+    that landed while torch's C++ extensions were loading can leave them half initialised,
+    and their teardown then aborts the process (SIGABRT, status −6 in about 1 run in 3)."""
+    code = main()
+    if code == 130:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
