@@ -260,6 +260,19 @@ def _image(zf: zipfile.ZipFile, name: Any, where: str, max_side: int) -> np.ndar
 
 
 def _read(zf: zipfile.ZipFile, name: str, max_side: int) -> SessionDocument:
+    doc = _document(zf, name)
+    warnings: list[str] = []
+    angles, infoloss, canvas = _angles(doc), _infoloss(doc), _canvas(doc)  # cheap checks before images
+    images, boxes = _images(zf, doc, max_side)
+    anchors = _anchors(zf, doc, max_side)
+    current = _int(doc.get("current", -1), "current", -1, 2**31)
+    return SessionDocument(model=_model_path(doc.get("model"), warnings), current=current, angles=angles,
+                           infoloss=infoloss, canvas=canvas, images=images, anchors=anchors, boxes=boxes,
+                           warnings=warnings)
+
+
+def _document(zf: zipfile.ZipFile, name: str) -> dict[str, Any]:
+    """session.json, checked to be ours and not from a newer version."""
     try:
         raw = _member(zf, "session.json", MAX_JSON_BYTES, "the file")
     except _Bad as exc:
@@ -272,22 +285,28 @@ def _read(zf: zipfile.ZipFile, name: str, max_side: int) -> SessionDocument:
     version = _int(doc.get("version", 0), "version", 0, 2**31)
     if version > SESSION_VERSION:
         raise DataError(f"{name}: written by a newer NVP Explorer (version {version})")
+    return doc
 
-    warnings: list[str] = []
+
+def _angles(doc: dict[str, Any]) -> tuple[float, float, float]:
     a = _obj(doc.get("angles"), "angles")
-    angles = tuple(_number(a.get(k, 0.0), f"angles.{k}", -1e6, 1e6) % 360.0 for k in ("phi", "phi1", "phi2"))
+    return tuple(_number(a.get(k, 0.0), f"angles.{k}", -1e6, 1e6) % 360.0 for k in ("phi", "phi1", "phi2"))
 
+
+def _infoloss(doc: dict[str, Any]) -> dict[str, Any]:
     il = _obj(doc.get("infoloss"), "infoloss")
     mode = _text(il.get("mode"), "infoloss.mode", "noise")
     if mode not in ("noise", "zero"):
         raise _Bad(f"infoloss.mode is {mode!r}; expected 'noise' or 'zero'")
-    infoloss = {
+    return {
         "levels": {_int(k, "infoloss.levels", 1, 64) for k in _list(il.get("levels"), "infoloss.levels", 64)},
         "temperature": _number(il.get("temperature", 1.0), "infoloss.temperature", 0.0, MAX_TEMPERATURE),
         "seed": _int(il.get("seed", 0), "infoloss.seed", 0, MAX_SEED),
         "mode": mode,
     }
 
+
+def _canvas(doc: dict[str, Any]) -> dict[str, Any]:
     cv = _obj(doc.get("canvas"), "canvas")
     canvas: dict[str, Any] = {}
     for key, check in (("width", lambda v, w: _int(v, w, 0, CANVAS_MAX_SIDE)),
@@ -297,7 +316,11 @@ def _read(zf: zipfile.ZipFile, name: str, max_side: int) -> SessionDocument:
                        ("count", lambda v, w: _int(v, w, 1, 64))):
         if key in cv:
             canvas[key] = check(cv[key], f"canvas.{key}")
+    return canvas
 
+
+def _images(zf: zipfile.ZipFile, doc: dict[str, Any], max_side: int) -> tuple[list, list]:
+    """([(name, original, source, (w, h) or None)], [crop box or None]) of the session's images."""
     images: list[tuple[str, np.ndarray, str | None, tuple[int, int] | None]] = []
     boxes: list[tuple[int, int, int, int] | None] = []
     for i, e in enumerate(_list(doc.get("images"), "images", MAX_IMAGES)):
@@ -314,42 +337,38 @@ def _read(zf: zipfile.ZipFile, name: str, max_side: int) -> SessionDocument:
             size = tuple(_int(v, f"{where}.size", 1, 1 << 20) for v in dims)
         images.append((label, _image(zf, e.get("file"), where, max_side), _text(e.get("source"), f"{where}.source"),
                        size))
-        box = e.get("box")
-        if box is None:
-            boxes.append(None)
-        else:
-            vals = _list(box, f"{where}.box", 4)
-            if len(vals) != 4:
-                raise _Bad(f"{where}.box should be [left, top, right, bottom]")
-            boxes.append(tuple(int(_number(v, f"{where}.box", -1e6, 1e6)) for v in vals))  # type: ignore[misc]
+        boxes.append(_box(e.get("box"), where))
+    return images, boxes
 
+
+def _box(box: Any, where: str) -> tuple[int, int, int, int] | None:
+    if box is None:
+        return None
+    vals = _list(box, f"{where}.box", 4)
+    if len(vals) != 4:
+        raise _Bad(f"{where}.box should be [left, top, right, bottom]")
+    return tuple(int(_number(v, f"{where}.box", -1e6, 1e6)) for v in vals)  # type: ignore[return-value]
+
+
+def _anchors(zf: zipfile.ZipFile, doc: dict[str, Any], max_side: int) -> list[dict[str, Any] | None]:
     anchors: list[dict[str, Any] | None] = []
     for i, spec in enumerate(_list(doc.get("anchors"), "anchors", 4 * N_ANCHORS)[:N_ANCHORS]):
         where = f"anchors[{i}]"
-        if spec is None:
-            anchors.append(None)
-            continue
-        spec = _obj(spec, where)
-        if not spec:
-            anchors.append(None)
-            continue
-        kind = spec.get("kind")
-        if kind == "image":
-            anchors.append({"kind": "image", "label": _text(spec.get("label"), f"{where}.label", "image"),
-                            "original": _image(zf, spec.get("file"), where, max_side)})
-        elif kind == "sample":
-            anchors.append({"kind": "sample", "label": _text(spec.get("label"), f"{where}.label", "sample"),
-                            "seed": _int(spec.get("seed", 0), f"{where}.seed", 0, 2**63 - 1),
-                            "temperature": _number(spec.get("temperature", 1.0), f"{where}.temperature",
-                                                   0.0, MAX_TEMPERATURE)})
-        else:
-            raise _Bad(f"{where}.kind is {kind!r}; expected 'image' or 'sample'")
-    anchors += [None] * (N_ANCHORS - len(anchors))
+        spec = None if spec is None else _obj(spec, where)
+        anchors.append(_anchor(zf, spec, where, max_side) if spec else None)
+    return anchors + [None] * (N_ANCHORS - len(anchors))
 
-    current = _int(doc.get("current", -1), "current", -1, 2**31)
-    return SessionDocument(model=_model_path(doc.get("model"), warnings), current=current, angles=angles,
-                           infoloss=infoloss, canvas=canvas, images=images, anchors=anchors, boxes=boxes,
-                           warnings=warnings)
+
+def _anchor(zf: zipfile.ZipFile, spec: dict[str, Any], where: str, max_side: int) -> dict[str, Any]:
+    kind = spec.get("kind")
+    if kind == "image":
+        return {"kind": "image", "label": _text(spec.get("label"), f"{where}.label", "image"),
+                "original": _image(zf, spec.get("file"), where, max_side)}
+    if kind == "sample":
+        return {"kind": "sample", "label": _text(spec.get("label"), f"{where}.label", "sample"),
+                "seed": _int(spec.get("seed", 0), f"{where}.seed", 0, 2**63 - 1),
+                "temperature": _number(spec.get("temperature", 1.0), f"{where}.temperature", 0.0, MAX_TEMPERATURE)}
+    raise _Bad(f"{where}.kind is {kind!r}; expected 'image' or 'sample'")
 
 
 __all__ = [
