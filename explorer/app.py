@@ -70,8 +70,12 @@ def _qapp() -> "QApplication":
 def make_app() -> "QApplication":
     from .widgets import dark_palette
 
+    from .main_thread_gc import MainThreadGC
+
     app = _qapp()
     app.setPalette(dark_palette())
+    if getattr(app, "_main_thread_gc", None) is None:  # never collect Qt objects on a worker thread
+        app._main_thread_gc = MainThreadGC(app)
     return app
 
 

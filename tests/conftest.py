@@ -1,6 +1,7 @@
 """Shared fixtures: tiny models, offscreen Qt, and a guard against leaked threads."""
 from __future__ import annotations
 
+import gc
 import os
 import sys
 import threading
@@ -46,6 +47,19 @@ def randomize(flow: nc.RealNVP, seed: int = 0, scale: float = 0.1) -> nc.RealNVP
 def tiny_flow() -> nc.RealNVP:
     torch.manual_seed(0)
     return randomize(nc.RealNVP(tiny_config()))
+
+
+@pytest.fixture(autouse=True)
+def gc_only_on_the_main_thread():
+    """No automatic garbage collection during a test, a full one after it on this (the GUI)
+    thread: collected on a render worker, an old window's Qt objects deadlock ~QObject
+    against the GUI thread (explorer/main_thread_gc.py does the same for the app)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    yield
+    gc.collect()
+    if was_enabled:
+        gc.enable()
 
 
 @pytest.fixture(autouse=True)
