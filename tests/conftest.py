@@ -50,14 +50,16 @@ def tiny_flow() -> nc.RealNVP:
 
 
 @pytest.fixture(autouse=True)
-def gc_only_on_the_main_thread():
-    """No automatic garbage collection during a test, a full one after it on this (the GUI)
-    thread: collected on a render worker, an old window's Qt objects deadlock ~QObject
-    against the GUI thread (explorer/main_thread_gc.py does the same for the app)."""
+def gc_only_on_the_main_thread(request):
+    """No automatic garbage collection during a test, and after a Qt test a full one on this
+    (the GUI) thread: collected on a render worker, an old window's Qt objects deadlock
+    ~QObject against the GUI thread (explorer/main_thread_gc.py does the same for the app).
+    Tests without Qt leave no Qt garbage, so they skip the (slow, torch-sized) full collection."""
     was_enabled = gc.isenabled()
     gc.disable()
     yield
-    gc.collect()
+    if {"qtbot", "qapp"} & set(request.fixturenames):
+        gc.collect()
     if was_enabled:
         gc.enable()
 
