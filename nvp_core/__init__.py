@@ -22,6 +22,7 @@ _LAZY: dict[str, tuple[str, ...]] = {
     "shapes": ("SHAPE_NAMES", "Scenes", "ShapesData", "generate_scenes", "render_scenes", "scene_factors"),
     "preprocess": ("dequantize", "from_numpy_image", "quantize", "to_numpy_image"),
     "train": ("TrainConfig", "Trainer", "TrainEvent"),
+    "scale_transfer": ("WarmStart", "warm_start"),
 }
 _WHERE = {name: module for module, names in _LAZY.items() for name in names}
 

@@ -49,6 +49,8 @@ OPTIONS: tuple[tuple[str, str, Any, str], ...] = (
     ("--crop", "crop", str, "folders: center (centre crop + resize) or random (crops of textures)"),
     ("--train-crops", "n_train_crops", int, "built-in sets: number of training crops / scenes"),
     ("--test-crops", "n_test_crops", int, "built-in sets: number of test crops / scenes"),
+    ("--init-from", "init_from", str, "a trained model (folder or .safetensors) whose first scales start a new "
+                                      "run, e.g. a 32×32 model for a 64×64 run; the rest starts from scratch"),
 )
 
 

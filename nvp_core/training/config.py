@@ -59,6 +59,7 @@ class TrainConfig(JsonConfig):
     n_train_crops: int = 50000
     n_test_crops: int = 2000
     resume: bool = False
+    init_from: str = ""  # a trained model whose first scales start this run (nvp_core.scale_transfer)
     command: str = ""
 
     def __post_init__(self) -> None:
@@ -84,6 +85,7 @@ class TrainConfig(JsonConfig):
         need(self.crop in ("center", "random"), "crop", "must be 'center' or 'random'")
         need(isinstance(self.data, str) and bool(self.data), "data", "must be a folder or 'photo-crops'")
         need(isinstance(self.out, str) and bool(self.out), "out", "must be a folder path")
+        need(isinstance(self.init_from, str), "init_from", "must be a model path or empty")
         self.flow_config()  # size vs scales, widths: FlowConfig names the field
 
     def flow_config(self) -> FlowConfig:

@@ -25,9 +25,10 @@ from ..data import TrainData, dequantize_batch, derive_seed, load_data
 from ..errors import NVPError, TrainingError
 from ..flow import RealNVP
 from ..images import grid, save_image
-from ..io import resolve_device, save
+from ..io import load as load_model_file, resolve_device, save
 from ..preprocess import to_numpy_image
 from ..recalibrate import recalibrate
+from ..scale_transfer import warm_start
 from . import rng_state
 from .config import TrainConfig
 from .distributed import Dist, setup_distributed
@@ -195,8 +196,11 @@ class Trainer:
         self.elapsed_before, self.images_seen, ema_tensors = 0.0, 0, None
         if resume is not None:
             ema_tensors = self._restore(*resume)
-        elif c.norm == "actnorm":
-            self._initialise_actnorm()
+        else:
+            if c.init_from:
+                self._warm_start(c.init_from)
+            if c.norm == "actnorm":
+                self._initialise_actnorm()
         if c.ema_decay > 0:  # after ActNorm's data-dependent init
             self.ema = EMA(self.model, c.ema_decay)
             if ema_tensors:
@@ -230,6 +234,15 @@ class Trainer:
         self.images_seen = int(info.get("images_seen", 0))
         rng_state.restore(tensors, info.get("rng", {}))
         return ckpt.split(tensors, "ema")
+
+    def _warm_start(self, path: str) -> None:
+        """The first scales from a trained model (``--init-from``); the same on every rank."""
+        try:
+            source = load_model_file(path, device="cpu")
+            done = warm_start(self.model, source)
+        except (NVPError, OSError) as exc:
+            raise TrainingError(f"--init-from {path}: {exc}") from None
+        self.notes.append(done.describe(path))
 
     def _initialise_actnorm(self) -> None:
         """ActNorm's data-dependent init from step 0's first shard, identical on every rank."""
