@@ -51,6 +51,8 @@ DIALOG_KINDS = {
 _settings: QSettings | None = None
 _memory: dict[str, str] = {}
 
+MODEL_FILTER = "NVP models (*.safetensors config.json);;All files (*)"
+
 
 def configure(settings: QSettings | None) -> None:
     """Remember dialog folders in ``settings`` (the window's); None: in memory only."""

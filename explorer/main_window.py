@@ -40,7 +40,6 @@ from .tabs import TAB_ALIASES, TAB_TITLES, TABS, tab_key  # noqa: F401 - re-expo
 from .widgets import MessageBar, paths_from_mime
 
 APP_NAME = "NVP Explorer"
-MODEL_FILTER = "NVP models (*.safetensors config.json);;All files (*)"
 SESSION_FILTER = f"NVP Explorer sessions (*{SESSION_SUFFIX});;All files (*)"
 MAX_RECENT = 8
 AUTOSAVE_INTERVAL_MS = 30_000
@@ -282,7 +281,7 @@ class MainWindow(QMainWindow):
     def browse_model(self) -> None:
         if not self.settings.value("dialog_folders/model", ""):
             dialogs.remember_folder("model", nc.default_model_path().parent, is_file=False)
-        path = dialogs.get_open_file(self, "model", "Open model", MODEL_FILTER)
+        path = dialogs.get_open_file(self, "model", "Open model", dialogs.MODEL_FILTER)
         if path:
             self.open_model(path)
 

@@ -123,6 +123,22 @@ def test_shutdown_stops_and_checkpoints(qtbot, panel, tmp_path):
     assert panel.events[-1] == "stopped"
 
 
+def test_a_run_can_start_from_a_trained_model(qtbot, panel, tmp_path):
+    torch.manual_seed(0)
+    small = nc.RealNVP(nc.FlowConfig(channels=3, scales=2, width=4, blocks=1, max_width=16, image_size=4))
+    nc.save(small, tmp_path / "small")
+    panel.size_box.setValue(16)
+    panel.scales.setValue(3)
+    panel.init_from.setText(str(tmp_path / "small"))
+    assert panel.config().init_from == str(tmp_path / "small")
+    panel.start()
+    _wait_ended(qtbot, panel)
+    assert panel.events[-1] == "done", panel.events
+    assert "started scale 1 from" in panel.log.toPlainText()
+    panel.resume_box.setChecked(True)  # resuming keeps the run's own start: not editable then
+    assert not panel.init_from.isEnabled()
+
+
 def test_bad_settings_and_data_are_clear_messages(qtbot, panel, tmp_path):
     panel.size_box.setValue(12)  # 12 is not a multiple of 2^(4-1)
     panel.scales.setValue(4)

@@ -257,6 +257,15 @@ class TrainingPanel(QWidget):
         for n in NORMS:
             self.norm.addItem({"batch": "Batch norm (paper)", "actnorm": "ActNorm (Glow)", "none": "None"}[n], n)
         self.norm.setCurrentIndex(NORMS.index(d.norm))
+        self.init_from = QLineEdit()
+        self.init_from.setPlaceholderText("none (from scratch)")
+        self.init_from.setToolTip("A trained model whose first scales start this run (e.g. a 32×32 model for a "
+                                  "64×64 run on the same kind of images); the other scales start from scratch")
+        self.init_browse = QPushButton("Browse…")
+        self.init_browse.clicked.connect(self._browse_init)
+        init_row = QHBoxLayout()
+        init_row.addWidget(self.init_from, 1)
+        init_row.addWidget(self.init_browse)
         self.model_hint = QLabel()
         self.model_hint.setWordWrap(True)
         _muted(self.model_hint)
@@ -266,6 +275,7 @@ class TrainingPanel(QWidget):
                                   ("Scales:", self.scales), ("Max width:", self.max_width)]))
         norm_form = QFormLayout()
         norm_form.addRow("Normalisation:", self.norm)
+        norm_form.addRow("Start from:", init_row)
         model_l.addLayout(norm_form)
         model_l.addWidget(self.model_hint)
         return model_box
@@ -491,6 +501,13 @@ class TrainingPanel(QWidget):
             self.folder.setText(folder)
             self.use_folder.setChecked(True)
 
+    def _browse_init(self) -> None:
+        path = dialogs.get_open_file(self, "model", "Start the first scales from a trained model",
+                                     dialogs.MODEL_FILTER)
+        if path:
+            p = Path(path)
+            self.init_from.setText(str(p.parent if p.name == "config.json" else p))
+
     def _browse_out(self) -> None:
         current = Path(self.out.text().strip() or dialogs.folder_for("training-output"))
         start = next((p for p in (current, *current.parents) if p.is_dir()), Path.home())
@@ -524,6 +541,7 @@ class TrainingPanel(QWidget):
             n_samples=self.n_samples.value(),
             checkpoint_every=self.checkpoint_every.value(),
             resume=self.resume_box.isChecked(),
+            init_from=self.init_from.text().strip(),
             command="explorer training tab",
         )
 
@@ -547,12 +565,14 @@ class TrainingPanel(QWidget):
             i = combo.findData(value)
             if i >= 0:
                 combo.setCurrentIndex(i)
+        self.init_from.setText(cfg.init_from)
         self._extra = {k: getattr(cfg, k) for k in ("seed", "n_train_crops", "n_test_crops", "flip")}
 
     def _structural_widgets(self) -> list[QWidget]:
         """Settings a resumed run must keep (nvp_core.train.STRUCTURAL): locked while resuming."""
         return [self.use_photos, self.builtin, self.use_folder, self.folder, self.folder_browse, self.crop, self.size_box,
-                self.width_box, self.blocks, self.scales, self.max_width, self.norm, self.batch]
+                self.width_box, self.blocks, self.scales, self.max_width, self.norm, self.batch, self.init_from,
+                self.init_browse]
 
     def _resume_toggled(self, on: bool) -> None:
         for w in self._structural_widgets():
