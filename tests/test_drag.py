@@ -179,6 +179,46 @@ def test_waiting_batches_are_replaced_not_queued(qtbot, planner):
     assert planner.shown_frame.angles == (79.0, 0.0, 0.0)
 
 
+class ScaledSource(FakeSource):
+    """Reports progress after each of four "scales", the first of a batch held at a gate."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started = threading.Event()
+        self.aborted: list[list[tuple]] = []
+
+    def __call__(self, angles, progress):
+        self.started.set()
+        try:
+            for k in range(4):
+                if k == 1:
+                    self.gate.wait(10)
+                progress((k + 1) / 4)
+        except Exception:
+            self.aborted.append(list(angles))
+            raise
+        return super().__call__(angles, progress)
+
+
+def test_release_preempts_a_running_speculative_batch(qtbot, planner):
+    src = ScaledSource()
+    planner.set_source(src, (4, 4))
+    src.gate.clear()
+    for i in range(4):  # a drag: a speculative batch ahead of it starts and is held mid-decode
+        planner.target((60.0 + 2 * i, 0.0, 0.0))
+        qtbot.wait(5)
+    assert src.started.wait(5)
+    qtbot.waitUntil(lambda: any(i["started"] and not i["path"] for i in planner._inflight.values()), timeout=5000)
+    running = [set(i["exact"]) for i in planner._inflight.values() if i["started"]]
+    planner.settle()  # released: the exact frame must not wait for the guesses
+    assert planner.preempted == 1
+    src.gate.set()
+    wait_done(qtbot, planner)
+    assert planner.shown_frame.angles == (66.0, 0.0, 0.0) and not planner.shown_frame.speculative
+    assert [set(b) for b in src.aborted] == running  # the held batch stopped at its next scale
+    assert all(set(b) != running[0] for b in src.batches)  # and never finished
+
+
 def test_at_rest_the_positions_around_are_decoded(qtbot, planner):
     src = FakeSource()
     planner.set_source(src, (4, 4))

@@ -482,14 +482,14 @@ class ManifoldPanel(QWidget):
         dragging = self.planner.in_gesture() and not self.timer.isActive()
         if dragging and now - self._info_at < 0.1:  # the caption follows a drag at 10 Hz (each change relayouts)
             self._caption = caption
-            self.view.set_image(frame.rgb, self.view.info.text())
+            self.view.set_image(frame.rgb, self.view.info.text(), now=True)
             if not self._caption_timer.isActive():
                 self._caption_timer.start()
         else:
             self._info_at = now
             self._caption = caption
             self._caption_timer.stop()  # a pending older caption must not overwrite this one
-            self.view.set_image(frame.rgb, caption)
+            self.view.set_image(frame.rgb, caption, now=True)
 
     def _update_caption(self) -> None:
         self._caption_timer.stop()
