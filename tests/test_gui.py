@@ -406,10 +406,11 @@ def test_gui_latency_benchmark_smoke(qtbot, tiny_model_path):
     spec.loader.exec_module(mod)
     threads, interval = torch.get_num_threads(), sys.getswitchinterval()
     try:
-        r = mod.run(mod.parse_args([str(tiny_model_path), "--steps", "12"]))
+        r = mod.run(mod.parse_args([str(tiny_model_path), "--steps", "12", "--drags", "2"]))
     finally:
         torch.set_num_threads(threads)
         sys.setswitchinterval(interval)
-    assert r["image"] == "16×16" and r["slider_moves"] == 12 and r["frames_shown"] >= 1
+    assert r["image"] == "16×16" and r["drags"] == 2 and 12 < r["slider_moves"] <= 24 and r["frames_shown"] >= 2
+    assert len(r["release_to_exact_each_ms"]) == 2 and r["release_to_exact_ms"] == max(r["release_to_exact_each_ms"])
     assert r["heartbeats"] > 10 and 0 <= r["stall_p50_ms"] <= r["stall_max_ms"]
     assert "| event-loop stall max |" in mod.table(r)
