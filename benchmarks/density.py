@@ -15,7 +15,6 @@ held-out images are those of the model's own data set (``photo-crops`` or
 from __future__ import annotations
 
 import io
-import json
 import sys
 import time
 from pathlib import Path
@@ -70,37 +69,14 @@ def codec_bpd(images: np.ndarray) -> dict[str, tuple[float, float]]:
     return out
 
 
-def _training_record(model_dir: Path | None) -> dict:
-    """The data set, seed and test-split size a model trained with (its run's files or metadata)."""
-    record: dict = {}
-    for folder in ([model_dir, model_dir.parent] if model_dir is not None else []):
-        for name in ("metadata.json", "train_config.json"):
-            try:
-                loaded = json.loads((folder / name).read_text())
-            except (OSError, ValueError):
-                continue
-            if isinstance(loaded, dict):
-                tc = loaded.get("train_config", loaded)
-                record.setdefault("data", loaded.get("data", tc.get("data") if isinstance(tc, dict) else None))
-                if isinstance(tc, dict):
-                    record.setdefault("seed", tc.get("seed"))
-                    record.setdefault("n_test", tc.get("n_test_crops"))
-    return {k: v for k, v in record.items() if v is not None}
-
-
-def test_split(model_dir: Path | None, size: int, quick: bool, n_images: int) -> tuple[torch.Tensor, str, int]:
+def test_split(flow, size: int, quick: bool, n_images: int) -> tuple[torch.Tensor, str, int]:
     """The held-out images the model's own training evaluated on (same data set, seed and split size)."""
-    from nvp_core.data import PHOTO_CROPS, load_data
+    from nvp_core.data import HeldOut
 
-    record = _training_record(model_dir)
-    data_name = record.get("data", PHOTO_CROPS)
-    if data_name not in nc.BUILTIN_DATASETS:
-        data_name = PHOTO_CROPS  # a folder-trained model: compare on the built-in photos
-    seed, n_test = int(record.get("seed", 0)), int(record.get("n_test", 2000))
-    if quick:
-        n_test = min(n_test, n_images)
-    data = load_data(data_name, size, n_train=1, n_test=n_test, seed=seed)
-    return data.test[:n_images], f"{data_name} test split (seed {seed}, {n_test} images), first {n_images}", seed
+    held = HeldOut.of(getattr(flow, "metadata", None))
+    if quick:  # a smoke run: a small split of its own (not the model's first images)
+        held = HeldOut(held.data, held.seed, min(held.n_test, n_images))
+    return held.load(size, n_images), f"{held.describe()}, first {n_images}", held.seed
 
 
 def run(device: torch.device, quick: bool = False, model: str | None = None, n_images: int | None = None) -> Report:
@@ -119,7 +95,7 @@ def run(device: torch.device, quick: bool = False, model: str | None = None, n_i
     table = Table("Test bits/dim on the same held-out images (lower is better)", ["method", "bits/dim", "time s"])
     data: dict = {}
     try:
-        x8, where, seed = test_split(path if flow is not None and path.is_dir() else None, size, quick, n_images)
+        x8, where, seed = test_split(flow, size, quick, n_images)
     except (nc.DataError, ImportError) as exc:
         notes.append(f"photo-crops is unavailable ({exc}); nothing to compare.")
         return Report("density", [table], notes + [describe_load()], data)

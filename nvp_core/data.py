@@ -498,6 +498,40 @@ def load_data(
     return load_folder(source, size, crop=crop, seed=seed, workers=workers)
 
 
+@dataclass(frozen=True)
+class HeldOut:
+    """Which held-out images a model is judged on: the built-in set, seed and test-split size it
+    trained with (from its metadata), so a card, a benchmark, a figure and a test all score the
+    same images the trainer's own evaluation used. A model trained on a folder (or with no
+    record) is compared on photo-crops with the trainer's defaults."""
+
+    data: str = PHOTO_CROPS
+    seed: int = 0
+    n_test: int = 2000
+
+    @classmethod
+    def of(cls, metadata: object) -> "HeldOut":
+        meta = metadata if isinstance(metadata, dict) else {}
+        tc = meta.get("train_config") if isinstance(meta.get("train_config"), dict) else {}
+        name = meta.get("data", tc.get("data"))
+        try:
+            seed, n_test = int(tc.get("seed", 0)), int(tc.get("n_test_crops", 2000))
+        except (TypeError, ValueError):
+            seed, n_test = 0, 2000
+        return cls(name if name in BUILTIN_DATASETS else PHOTO_CROPS, seed, max(1, n_test))
+
+    def describe(self) -> str:
+        return f"{self.data} test split (seed {self.seed}, {self.n_test} images)"
+
+    def load(self, size: int, n_test: int | None = None) -> torch.Tensor:
+        """The first ``n_test`` (default: all) test images at ``size``, uint8 (N, C, H, W).
+
+        Always generated at the model's full split size, then sliced: photo-crops spreads its
+        split over the photos, so a split of 512 is not the first 512 crops of a split of 2000."""
+        n = self.n_test if n_test is None else max(1, min(int(n_test), self.n_test))
+        return load_data(self.data, size, n_train=1, n_test=self.n_test, seed=self.seed).test[:n]
+
+
 def dequantize_batch(x_uint8: torch.Tensor, step: int, seed: int, rank: int = 0, world: int = 1) -> torch.Tensor:
     """Noise-dequantized float batch whose noise is a function of (seed, step) and the rank's slice.
 

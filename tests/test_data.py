@@ -166,3 +166,18 @@ def test_png_bits_per_dim_anchor():
     assert D.png_bits_per_dim(torch.from_numpy(noise).permute(0, 3, 1, 2)) > 8.0
     with pytest.raises(nc.DataError):
         D.png_bits_per_dim(np.zeros((2, 8, 8), np.uint8))
+
+
+def test_held_out_split_is_the_one_the_model_trained_with():
+    from nvp_core.data import HeldOut
+
+    meta = {"data": "shapes", "train_config": {"data": "shapes", "seed": 3, "n_test_crops": 40}}
+    held = HeldOut.of(meta)
+    assert held == HeldOut("shapes", 3, 40) and "seed 3, 40 images" in held.describe()
+    first = held.load(16, 8)
+    assert first.shape == (8, 3, 16, 16) and first.dtype == torch.uint8
+    assert torch.equal(first, D.load_data("shapes", 16, n_train=1, n_test=40, seed=3).test[:8])
+    assert not torch.equal(first, HeldOut("shapes", 4, 40).load(16, 8))  # another seed, other scenes
+    # a folder-trained model, or no record at all: photo-crops with the trainer's defaults
+    assert HeldOut.of({"data": "/home/me/pictures", "train_config": {"seed": 1}}) == HeldOut("photo-crops", 1, 2000)
+    assert HeldOut.of(None) == HeldOut.of({"train_config": {"seed": "x"}}) == HeldOut()

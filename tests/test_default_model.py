@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import nvp_core as nc
-from nvp_core.data import load_data, png_bits_per_dim
+from nvp_core.data import HeldOut, png_bits_per_dim
 from nvp_core.train import evaluate_bits_per_dim
 
 MODELS = sorted(p for p in (nc.ASSETS / "models").iterdir() if (p / "MODEL.md").is_file())
@@ -32,13 +32,11 @@ def test_shipped_model_matches_its_card(path):
     size = flow.config.image_size
     meta = flow.metadata
     assert len(flow.latent_shapes(size, size)) == nc.FlowConfig.default_scales(size)
-    tc = meta.get("train_config", {})
-    data = load_data(meta["data"], size, n_train=1, n_test=int(tc.get("n_test_crops", 2000)),
-                     seed=int(tc.get("seed", 0)))
-    bpd = evaluate_bits_per_dim(flow, data.test[:256], seed=0)
+    test = HeldOut.of(meta).load(size, 256)
+    bpd = evaluate_bits_per_dim(flow, test, seed=0)
     assert abs(bpd - _card_value(path)) < 0.05
     # It has learned: far below the 8 bits/dim of raw bytes and below PNG on the same images.
-    assert bpd < png_bits_per_dim(data.test[:64]) - 0.5
+    assert bpd < png_bits_per_dim(test[:64]) - 0.5
     s = flow.sample(2, generator=0)
     assert s.shape == (2, 3, size, size) and torch.isfinite(s).all()
 

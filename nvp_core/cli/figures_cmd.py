@@ -18,7 +18,6 @@ if TYPE_CHECKING:
 
 TEMPERATURES = (0.5, 0.7, 1.0)
 SCALES = (1, 2, 10)
-TEST_SPLIT_SIZE = 2000  # the photo-crops test split as the trainer builds it by default
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -52,24 +51,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _test_images(flow, size: int, count: int) -> tuple[np.ndarray, str]:
-    """``count`` held-out test images of the data set the model was trained on (photo-crops
-    unless its metadata names another built-in set), evenly spread over the split — the
-    photo-crops split is ordered photo by photo, so the picks land on different photos."""
-    from ..data import BUILTIN_DATASETS, PHOTO_CROPS, load_data
+    """``count`` held-out test images of the data set the model was trained on, evenly spread
+    over the split — the photo-crops split is ordered photo by photo, so the picks land on
+    different photos."""
+    from ..data import HeldOut
 
-    meta = getattr(flow, "metadata", None)
-    meta = meta if isinstance(meta, dict) else {}
-    name = meta.get("data") if meta.get("data") in BUILTIN_DATASETS else PHOTO_CROPS
-    tc = meta.get("train_config") if isinstance(meta.get("train_config"), dict) else {}
-    n_test = tc.get("n_test_crops", TEST_SPLIT_SIZE)
-    seed = tc.get("seed", 0)
+    held = HeldOut.of(getattr(flow, "metadata", None))
     try:
-        data = load_data(name, size, n_train=1, n_test=int(n_test), seed=int(seed))
-    except (DataError, ImportError, TypeError, ValueError) as exc:
-        raise DataError(f"the {name} test split is unavailable ({exc}); pass --images DIR") from None
-    test = data.test
+        test = held.load(size)
+    except (DataError, ImportError) as exc:
+        raise DataError(f"the {held.data} test split is unavailable ({exc}); pass --images DIR") from None
     idx = [min(len(test) - 1, int((i + 0.5) * len(test) / count)) for i in range(count)]
-    return test[idx].permute(0, 2, 3, 1).contiguous().numpy(), f"{name} test split"
+    return test[idx].permute(0, 2, 3, 1).contiguous().numpy(), f"{held.data} test split"
 
 
 def _folder_images(folder: str, size: int, count: int) -> np.ndarray:
