@@ -9,7 +9,9 @@ import threading
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("NVP_EXPLORER_TESTING", "1")
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
 import torch  # noqa: E402
 
 import nvp_core as nc  # noqa: E402
@@ -97,6 +99,17 @@ def pytest_unconfigure(config):
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(_EXIT_STATUS)
+
+
+@pytest.fixture(scope="module")
+def train_folder(tmp_path_factory):
+    """24 smooth 20×20 images: a training folder for tiny runs (tests/test_train.py, test_warm_start.py)."""
+    root = tmp_path_factory.mktemp("imgs")
+    rng = np.random.default_rng(0)
+    for i in range(24):
+        base = rng.integers(0, 256, (5, 5, 3)).astype(np.uint8)
+        Image.fromarray(base).resize((20, 20), Image.Resampling.BILINEAR).save(root / f"im{i:02d}.png")
+    return root
 
 
 # ---- explorer GUI fixtures (tests/test_gui.py, test_render.py)

@@ -26,14 +26,8 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    root = tmp_path_factory.mktemp("imgs")
-    rng = np.random.default_rng(0)
-    for i in range(24):
-        base = rng.integers(0, 256, (5, 5, 3)).astype(np.uint8)
-        img = Image.fromarray(base).resize((20, 20), Image.Resampling.BILINEAR)
-        img.save(root / f"im{i:02d}.png")
-    return root
+def folder(train_folder):
+    return train_folder
 
 
 def cfg(folder, out, **kw) -> TrainConfig:

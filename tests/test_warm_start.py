@@ -1,10 +1,8 @@
 """Warm start: a larger flow's first scales from a trained smaller one (``--init-from``)."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 import nvp_core as nc
 from nvp_core.errors import ConfigError, TrainingError
@@ -13,12 +11,7 @@ from nvp_core.train import TrainConfig, Trainer
 from conftest import randomize, tiny_config
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_copies_the_regular_scales_and_they_compute_the_same_function():
@@ -56,13 +49,8 @@ def test_refuses_a_model_whose_scales_mean_something_else(change, word):
 
 
 @pytest.fixture(scope="module")
-def folder(tmp_path_factory):
-    root = tmp_path_factory.mktemp("imgs")
-    rng = np.random.default_rng(0)
-    for i in range(24):
-        base = rng.integers(0, 256, (5, 5, 3)).astype(np.uint8)
-        Image.fromarray(base).resize((40, 40), Image.Resampling.BILINEAR).save(root / f"im{i:02d}.png")
-    return root
+def folder(train_folder):
+    return train_folder
 
 
 def _config(folder, out, **kw) -> TrainConfig:
