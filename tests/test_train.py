@@ -7,7 +7,6 @@ import threading
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from safetensors.torch import load_file
 
 import nvp_core as nc
