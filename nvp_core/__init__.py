@@ -89,4 +89,5 @@ __all__ = [
     "infoloss_columns", "infoloss_level_sets", "manifold_angles", "sample_images", "sample_seeded",
     "seeded_latents", "sphere_images", "sweep_angles",
     "BUILTIN_DATASETS", "SHAPE_NAMES", "Scenes", "ShapesData", "generate_scenes", "render_scenes", "scene_factors",
+    "WarmStart", "warm_start",
 ]
