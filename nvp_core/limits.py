@@ -173,6 +173,17 @@ def activation_bytes(config: FlowConfig, height: int, width: int, batch: int = 1
     return 4 * batch * (_LIVE_TENSORS * peak + 8 * config.channels * pixels)
 
 
+#: One training step keeps every layer's activations for the backward pass: measured 6.8 MiB per
+#: 32×32 image for the default model in float32 (peak RSS growth from batch 8 to 32; 3.4 MiB with
+#: bf16 autocast), 11× :func:`activation_bytes` of one image. 12× keeps the check on the safe side.
+_TRAINING_FACTOR = 12
+
+
+def training_bytes(config: FlowConfig, height: int, width: int, batch: int = 1) -> int:
+    """Rough peak memory (bytes) of one training step on ``batch`` images of height×width."""
+    return _TRAINING_FACTOR * activation_bytes(config, height, width, batch)
+
+
 def available_memory(device: Any = "cpu") -> int | None:
     """Bytes free for new tensors on ``device`` (cuda: the driver's free memory; cpu:
     MemAvailable of /proc/meminfo, else physical memory), or None if unknown."""

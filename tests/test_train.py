@@ -400,3 +400,16 @@ def test_ema_follows_the_warmed_up_decay():
         expect = [d * e + (1 - d) * p.detach() for e, p in zip(expect, model.parameters())]
     for e, (_, a) in zip(expect, ema.state_dict().items()):
         torch.testing.assert_close(a, e)
+
+
+def test_a_batch_that_cannot_fit_is_refused_before_loading(folder, tmp_path, monkeypatch):
+    from nvp_core import limits
+
+    c = cfg(folder, tmp_path / "run", batch_size=64)
+    need = limits.training_bytes(c.flow_config(), c.size, c.size, c.batch_size)
+    monkeypatch.setattr(limits, "available_memory", lambda device="cpu": need // 2)
+    with pytest.raises(nc.TrainingError, match=r"--batch-size 64 at 8×8 needs about .* more than the .* free"):
+        Trainer(c).run()
+    assert not (tmp_path / "run" / ckpt.CHECKPOINT_NAME).exists()
+    monkeypatch.setattr(limits, "available_memory", lambda device="cpu": need)  # just fits: trains
+    assert Trainer(cfg(folder, tmp_path / "run2", batch_size=64, steps=1)).run()["step"] == 1

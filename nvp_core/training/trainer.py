@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import nn
 
-from .. import checkpoint as ckpt
+from .. import checkpoint as ckpt, limits
 from ..data import TrainData, dequantize_batch, derive_seed, load_data
 from ..errors import NVPError, TrainingError
 from ..flow import RealNVP
@@ -186,6 +186,7 @@ class Trainer:
     def _build(self, resume: tuple[dict[str, torch.Tensor], dict[str, Any]] | None) -> None:
         """Data, model, optimizer, EMA and the step, from scratch or from the checkpoint."""
         c = self.config
+        self._check_memory()
         rng_state.seed_all(c.seed)
         t_load = time.perf_counter()
         self.data = load_data(c.data, c.size, crop=c.crop, seed=c.seed, workers=c.num_workers,
@@ -220,6 +221,18 @@ class Trainer:
         self.meter = ProgressMeter(self.device, self.progress_interval_s)
         self.run_t0 = time.perf_counter()
         self._last_row_t = 0.0
+
+    def _check_memory(self) -> None:
+        """Refuse a batch whose training step cannot fit, before anything is loaded: running out
+        of memory mid-step gets the process killed (in the explorer: the whole window)."""
+        c = self.config
+        need = limits.training_bytes(c.flow_config(), c.size, c.size, c.batch_size)
+        free = limits.available_memory(self.device)
+        if free is not None and need > free:
+            raise TrainingError(
+                f"--batch-size {c.batch_size} at {c.size}×{c.size} needs about {limits.gib(need)} of "
+                f"{self.device} memory for one training step, more than the {limits.gib(free)} free: lower "
+                f"the batch size (--accumulate N keeps the effective batch N times larger)")
 
     def _restore(self, tensors: dict[str, torch.Tensor], info: dict[str, Any]) -> dict[str, torch.Tensor]:
         """Load model, optimizer, counters and RNG from a checkpoint; returns its EMA tensors."""
