@@ -135,6 +135,10 @@ def test_a_run_can_start_from_a_trained_model(qtbot, panel, tmp_path):
     _wait_ended(qtbot, panel)
     assert panel.events[-1] == "done", panel.events
     assert "started scale 1 from" in panel.log.toPlainText()
+    # the model card says where its first scales came from
+    from explorer.panels.model import training_summary
+
+    assert "first scales from small" in training_summary(nc.load(panel.model_path).metadata)
     panel.resume_box.setChecked(True)  # resuming keeps the run's own start: not editable then
     assert not panel.init_from.isEnabled()
 

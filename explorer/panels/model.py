@@ -34,6 +34,9 @@ def training_summary(meta: dict) -> str:
     data = meta.get("data") or meta.get("dataset")
     if data:
         parts.append(f"data: {data}")
+    tc = meta.get("train_config") if isinstance(meta.get("train_config"), dict) else {}
+    if isinstance(tc.get("init_from"), str) and tc["init_from"]:
+        parts.append(f"first scales from {model_name(tc['init_from'])}")  # --init-from: a warm start
     if meta.get("step") is not None:
         parts.append(f"{meta['step']:,} steps" if isinstance(meta["step"], int) else f"step {meta['step']}")
     if isinstance(meta.get("train_bpd"), (int, float)):
