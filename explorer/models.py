@@ -57,9 +57,7 @@ def find_test_bpd(meta: dict[str, Any], _depth: int = 0) -> float | None:
 
 def load_model(path: str | os.PathLike, device: str | None = "auto") -> nc.RealNVP:
     """nc.load with the device resolved; every failure is a ModelFileError with a clear message."""
-    p = Path(path)
-    if p.suffix.lower() == ".json" and p.parent.joinpath("model.safetensors").exists():
-        p = p.parent  # a config.json next to the weights: open the model folder
+    p = Path(path)  # a config.json beside the weights means the model folder (nvp_core.io)
     try:
         return nc.load(p, device=str(nc.resolve_device(device)))
     except NVPError:

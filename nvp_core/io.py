@@ -75,9 +75,13 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 
 def _weights_path(path: str | os.PathLike) -> Path:
+    """The weights a path means: a model folder's file, or the file beside a JSON of that folder
+    (a file dialog shows config.json, the readable half of a model folder)."""
     p = Path(path)
     if p.is_dir():
         return p / WEIGHTS_NAME
+    if p.suffix.lower() == ".json" and (p.parent / WEIGHTS_NAME).exists():
+        return p.parent / WEIGHTS_NAME
     return p
 
 

@@ -116,3 +116,16 @@ def test_resolve_device():
     if not torch.cuda.is_available():
         with pytest.raises(nc.ModelFileError, match="CUDA"):
             nc.resolve_device("cuda")
+
+
+def test_a_config_json_beside_the_weights_opens_its_model_folder(tmp_path):
+    torch.manual_seed(0)
+    flow = nc.RealNVP(nc.FlowConfig(scales=2, width=4, blocks=1, image_size=8))
+    nc.save(flow, tmp_path / "m", metadata={"step": 3})
+    again = nc.load(tmp_path / "m" / "config.json")
+    assert again.source == str(tmp_path / "m" / "model.safetensors") and again.metadata["step"] == 3
+    assert all(torch.equal(a, b) for a, b in zip(flow.state_dict().values(), again.state_dict().values()))
+    (tmp_path / "lone").mkdir()
+    (tmp_path / "lone" / "config.json").write_text("{}")
+    with pytest.raises(nc.NVPError):  # no weights beside it: still an error about that file
+        nc.load(tmp_path / "lone" / "config.json")

@@ -504,9 +504,8 @@ class TrainingPanel(QWidget):
     def _browse_init(self) -> None:
         path = dialogs.get_open_file(self, "model", "Start the first scales from a trained model",
                                      dialogs.MODEL_FILTER)
-        if path:
-            p = Path(path)
-            self.init_from.setText(str(p.parent if p.name == "config.json" else p))
+        if path:  # a config.json beside the weights is read as its model folder (nvp_core.io)
+            self.init_from.setText(path)
 
     def _browse_out(self) -> None:
         current = Path(self.out.text().strip() or dialogs.folder_for("training-output"))
