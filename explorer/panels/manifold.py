@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -59,40 +60,23 @@ ANGLE_KEYS = tuple(k for k, _ in ANGLE_NAMES)
 UNDO_SETTLE_MS = 400  # angle changes closer together than this are one undo step (a drag)
 
 
-class _AnglesCommand(QUndoCommand):
-    """Undo step: the angles before and after a gesture."""
+class _ChangeCommand(QUndoCommand):
+    """Undo step: a value before and after a change that already happened (angles after a
+    gesture, the eight Anchor objects); ``restore`` puts one of them back."""
 
-    def __init__(self, panel: "ManifoldPanel", old: tuple, new: tuple) -> None:
-        super().__init__("angles")
-        self.panel, self.old, self.new = panel, old, new
+    def __init__(self, text: str, restore: Callable[[Any], None], old: Any, new: Any) -> None:
+        super().__init__(text)
+        self.restore, self.old, self.new = restore, old, new
         self._first = True
 
     def redo(self) -> None:  # noqa: D401 - Qt API
         if self._first:  # pushed after the change happened
             self._first = False
             return
-        self.panel._restore_angles(self.new)
+        self.restore(self.new)
 
     def undo(self) -> None:
-        self.panel._restore_angles(self.old)
-
-
-class _AnchorsCommand(QUndoCommand):
-    """Undo step: the eight anchors before and after a change (the Anchor objects themselves)."""
-
-    def __init__(self, panel: "ManifoldPanel", old: list, new: list) -> None:
-        super().__init__("anchors")
-        self.panel, self.old, self.new = panel, old, new
-        self._first = True
-
-    def redo(self) -> None:  # noqa: D401 - Qt API
-        if self._first:
-            self._first = False
-            return
-        self.panel._restore_anchors(self.new)
-
-    def undo(self) -> None:
-        self.panel._restore_anchors(self.old)
+        self.restore(self.old)
 
 
 class ManifoldPanel(QWidget):
@@ -425,7 +409,7 @@ class ManifoldPanel(QWidget):
         self._commit_timer.stop()
         now = self.session.angles.as_tuple()
         if now != self._committed_angles and not self._restoring:
-            self.undo_stack.push(_AnglesCommand(self, self._committed_angles, now))
+            self.undo_stack.push(_ChangeCommand("angles", self._restore_angles, self._committed_angles, now))
         self._committed_angles = now
 
     def _restore_angles(self, angles: tuple) -> None:
@@ -446,7 +430,7 @@ class ManifoldPanel(QWidget):
             self._anchor_generation = s.model_generation
         elif any(a is not b for a, b in zip(now, self._committed_anchors)):
             self._commit_angles()
-            self.undo_stack.push(_AnchorsCommand(self, self._committed_anchors, now))
+            self.undo_stack.push(_ChangeCommand("anchors", self._restore_anchors, self._committed_anchors, now))
         self._committed_anchors = now
 
     def _restore_anchors(self, anchors: list) -> None:
