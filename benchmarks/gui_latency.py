@@ -312,7 +312,7 @@ def run(args: argparse.Namespace) -> dict:
 
         drags = [one_drag(1 if d % 2 == 0 else -1, 7.0 * (d + 1)) for d in range(args.drags)]
         latencies, lags, to_paint, releases = [], [], [], []
-        frames_shown, drag_s, n_moves_total, worst = 0, 0.0, 0, []
+        frames_shown, drag_s, n_moves_total = 0, 0.0, 0
         for d in drags:
             m = analyse_drag(d, args.tol)
             latencies += m["latencies"]
